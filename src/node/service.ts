@@ -39,7 +39,11 @@ export class NotLeaderError extends Error {
     readonly leaderId: string | null,
     readonly leaderUrl: string | null,
   ) {
-    super(leaderId ? `this node is not the leader; the leader is ${leaderId}` : 'this node is not the leader and no leader is known');
+    super(
+      leaderId
+        ? `this node is not the leader; the leader is ${leaderId}`
+        : 'this node is not the leader and no leader is known',
+    );
     this.name = 'NotLeaderError';
   }
 }

@@ -1,6 +1,13 @@
 // The contract of the time-series state machine (data.db). Implemented by SqliteDataStore in
 // src/storage/data/. The API and the node depend on this interface only.
-import type { AggregateBucket, AggregateQuery, Command, Point, PointPage, PointQuery } from '../tsdb/model.js';
+import type {
+  AggregateBucket,
+  AggregateQuery,
+  Command,
+  Point,
+  PointPage,
+  PointQuery,
+} from '../tsdb/model.js';
 
 export interface ApplyResult {
   index: number;
