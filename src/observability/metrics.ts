@@ -258,7 +258,7 @@ export type Metrics = ReturnType<typeof metricsFor> & {
  */
 export function createMetrics(registry: Registry = new Registry(), opts: CreateMetricsOptions = {}): Metrics {
   const m = metricsFor(registry);
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (opts.defaultMetrics !== false) addDefaultMetrics(registry);
   m.buildInfo.set({ version: opts.version ?? 'dev' }, 1);
   for (const role of RAFT_ROLES) m.raft.role.set({ role }, role === 'Follower' ? 1 : 0);
   return {
@@ -271,6 +271,18 @@ export function createMetrics(registry: Registry = new Registry(), opts: CreateM
       m.raft.snapshotBytes.inc({ operation }, bytes);
     },
   };
+}
+
+/**
+ * prom-client's process_* and nodejs_* defaults, except three gauges it names with a `_total` suffix
+ * (which `promtool check metrics` rejects); their per-type versions nodejs_active_{handles,requests,resources}
+ * (same data, no suffix) stay.
+ */
+function addDefaultMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
 }
 
 /** Makes a function the only producer of a gauge's values (prom-client calls collect at scrape). */
