@@ -158,6 +158,20 @@ export interface RaftConfig {
   maxInflightBytes: number;
   /** The applied index the application restarted from (entries after it are re-delivered as committed). */
   applied: number;
+  /** Test-only: plant known bugs so the simulator can prove its checks bite. Never set in production. */
+  bugs?: RaftBugs;
+}
+
+/** Test-only switches, each re-introducing one classic Raft bug. */
+export interface RaftBugs {
+  /** Commit an entry of an earlier term by counting replicas (Raft paper Figure 8). */
+  commitPreviousTermByCount?: boolean;
+  /** Grant a vote without making it part of the HardState to persist. */
+  voteWithoutPersist?: boolean;
+  /** Truncate everything after prevLogIndex on append, even when the entries do not conflict. */
+  truncateOnNonConflictingAppend?: boolean;
+  /** Serve ReadIndex with the leader's commit index before its own-term no-op has committed. */
+  readIndexBeforeNoopCommit?: boolean;
 }
 
 export type ProposalError =
