@@ -36,16 +36,22 @@ export function applyConfChange(view: MembershipView, cc: ConfChange): Membershi
   const contexts = { ...view.contexts };
   switch (cc.type) {
     case 'addLearner':
+      // Same semantics as the core (src/raft/confchange.ts): addLearner of a voter leaves it a voter.
       if (view.membership.voters.includes(cc.nodeId)) voters.push(cc.nodeId);
       else learners.push(cc.nodeId);
       break;
     case 'promote':
+      if (view.membership.voters.includes(cc.nodeId) || view.membership.learners.includes(cc.nodeId)) voters.push(cc.nodeId);
+      else return view;
+      break;
     case 'addVoter':
       voters.push(cc.nodeId);
       break;
     case 'remove':
       break;
   }
+  voters.sort();
+  learners.sort();
   if (cc.type === 'remove') delete contexts[cc.nodeId];
   else if (cc.context) contexts[cc.nodeId] = cc.context;
   return { membership: { voters, learners }, contexts };

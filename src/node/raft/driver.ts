@@ -1,0 +1,718 @@
+// The Raft driver loop of one node: tick timer, step incoming messages, and for every Ready:
+//   1. install a received snapshot into data.db (atomic restore), then
+//   2. persist snapshot meta + entries + hard state to raft.db in ONE transaction (one fsync),
+//   3. only then send messages (responses to pending HTTP requests are returned on those requests),
+//   4. apply committed entries to data.db (one transaction that also records the applied index),
+//   5. hand out read states, advance.
+// Everything runs on the event loop, synchronously per Ready: proposals and messages that arrive
+// while a Ready is being handled share the next one (group commit: one fsync for all of them).
+// Log compaction: when the log grows past a threshold, data.db is snapshotted online
+// (DataStore.snapshotTo) and raft.db is compacted up to the snapshot.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DataStore, ApplyResult } from '../../storage/data-store.js';
+import type { RaftLogStore } from '../../storage/raft-log/index.js';
+import { parseConfChange } from '../../storage/raft-log/index.js';
+import type {
+  ConfChange,
+  Entry,
+  Message,
+  NodeId,
+  ProposalError,
+  RaftConfig,
+  RaftNodeApi,
+  Ready,
+  Role,
+  SnapshotMeta,
+  Status,
+} from '../../raft/types.js';
+import type { Command } from '../../tsdb/model.js';
+import { fileSha256, silentLogger, type Logger, type RaftRpcHandler, type SnapshotSource } from './transport.js';
+import { RaftTransport } from './transport.js';
+import { SnapshotReceiver } from './snapshot-receiver.js';
+
+export class ProposalFailedError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly leaderId: NodeId | null = null,
+  ) {
+    super(message);
+    this.name = 'ProposalFailedError';
+  }
+}
+
+export function describeProposalError(e: ProposalError): string {
+  switch (e.code) {
+    case 'NotLeader':
+      return `not the leader (leader: ${e.leaderId ?? 'unknown'})`;
+    case 'ConfChangeInProgress':
+      return 'a membership change is in progress';
+    case 'TransferInProgress':
+      return 'leadership transfer in progress';
+    case 'Rejected':
+      return e.reason;
+  }
+}
+
+export interface DriverOptions {
+  id: NodeId;
+  dataDir: string;
+  raftLog: RaftLogStore;
+  data: DataStore;
+  createNode: (config: RaftConfig) => RaftNodeApi;
+  electionTimeoutMs: number;
+  heartbeatMs: number;
+  /** Known member URLs from the command line (--peers), used until the log says otherwise. */
+  addressHints?: Record<NodeId, string>;
+  /** Take a snapshot and compact raft.db when this many applied entries are past the last snapshot. */
+  snapshotThreshold?: number;
+  /** Entries kept in raft.db below the snapshot index, so slightly lagging followers need no snapshot. */
+  snapshotCatchUpEntries?: number;
+  maxSizePerMsg?: number;
+  maxInflightMsgs?: number;
+  logger?: Logger;
+  rpcTimeoutMs?: number;
+}
+
+interface ProposalWaiter {
+  term: number;
+  resolve: (r: { index: number; result: ApplyResult | null }) => void;
+  reject: (e: Error) => void;
+}
+
+interface ApplyWaiter {
+  index: number;
+  resolve: () => void;
+}
+
+interface ReadBatch {
+  waiters: Array<{ resolve: (index: number) => void; reject: (e: Error) => void }>;
+}
+
+type Listener = () => void;
+
+export class RaftDriver implements RaftRpcHandler {
+  readonly selfId: NodeId;
+  readonly node: RaftNodeApi;
+  readonly transport: RaftTransport;
+  readonly snapshots: SnapshotReceiver;
+  private readonly log: Logger;
+  private readonly raftLog: RaftLogStore;
+  readonly data: DataStore;
+  private readonly snapDir: string;
+  private readonly tickMs: number;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private scheduled = false;
+  private running = false;
+  private stopped = false;
+
+  role: Role = 'Follower';
+  leaderId: NodeId | null = null;
+  term = 0;
+  private applied: number;
+
+  private addresses = new Map<NodeId, string>();
+  private proposals = new Map<number, ProposalWaiter>();
+  private applyWaiters: ApplyWaiter[] = [];
+  private readQueue: ReadBatch['waiters'] = [];
+  private readBatches = new Map<string, ReadBatch>();
+  private readSeq = 0;
+  private rpcWaiters = new Map<string, Array<(m: Message | null) => void>>();
+  private pendingSnapshotFiles = new Map<number, string>();
+  private listeners = new Set<Listener>();
+  private compacting = false;
+  private lastPromoteCheck = 0;
+  private shaCache = new Map<string, { mtimeMs: number; size: number; sha256: string }>();
+  private readonly snapshotThreshold: number;
+  private readonly catchUpEntries: number;
+  /** Learners this leader should promote once they have caught up. */
+  readonly autoPromote = true;
+  /** Fatal error (e.g. raft.db write failed): the node must stop. */
+  fatal: Error | null = null;
+  onFatal: (err: Error) => void = () => {};
+
+  constructor(private readonly opts: DriverOptions) {
+    this.selfId = opts.id;
+    this.log = opts.logger ?? silentLogger;
+    this.raftLog = opts.raftLog;
+    this.data = opts.data;
+    this.snapDir = join(opts.dataDir, 'snapshots');
+    mkdirSync(this.snapDir, { recursive: true });
+    this.snapshots = new SnapshotReceiver(join(this.snapDir, 'incoming'));
+    this.snapshotThreshold = opts.snapshotThreshold ?? 10_000;
+    this.catchUpEntries = opts.snapshotCatchUpEntries ?? 2_000;
+
+    this.recoverPendingSnapshot();
+
+    // Ticks: heartbeat is a whole number of ticks; the election timeout about electionTimeoutMs.
+    this.tickMs = Math.max(1, Math.min(opts.heartbeatMs, Math.floor(opts.electionTimeoutMs / 10)));
+    const heartbeatTick = Math.max(1, Math.round(opts.heartbeatMs / this.tickMs));
+    const electionTick = Math.max(heartbeatTick + 1, Math.round(opts.electionTimeoutMs / this.tickMs));
+
+    this.applied = this.data.appliedIndex();
+    const snapIdx = this.raftLog.snapshotMeta().index;
+    if (this.applied < snapIdx) {
+      throw new Error(`data.db is at index ${this.applied}, older than raft.db's snapshot ${snapIdx}: data.db was replaced or lost`);
+    }
+    for (const [id, url] of Object.entries(opts.addressHints ?? {})) this.addresses.set(id, url);
+    this.refreshAddresses();
+
+    this.node = opts.createNode({
+      id: opts.id,
+      storage: this.raftLog,
+      electionTick,
+      heartbeatTick,
+      random: Math.random,
+      preVote: true,
+      checkQuorum: true,
+      readOnly: 'safe',
+      maxSizePerMsg: opts.maxSizePerMsg ?? 1024 * 1024,
+      maxInflightMsgs: opts.maxInflightMsgs ?? 64,
+      maxInflightBytes: 0,
+      applied: this.applied,
+    });
+    this.term = this.raftLog.hardState().term;
+
+    this.transport = new RaftTransport({
+      selfId: opts.id,
+      resolveUrl: (id) => this.addresses.get(id),
+      deliver: (m) => this.deliver(m),
+      reportUnreachable: (id) => {
+        if (this.stopped) return;
+        this.node.reportUnreachable(id);
+        this.schedule();
+      },
+      reportSnapshot: (id, ok) => {
+        if (this.stopped) return;
+        this.node.reportSnapshot(id, ok);
+        this.schedule();
+      },
+      snapshotSource: (index) => this.snapshotSource(index),
+      rpcTimeoutMs: opts.rpcTimeoutMs ?? Math.max(1_000, opts.electionTimeoutMs * 2),
+      logger: this.log,
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+  start(): void {
+    this.tickTimer = setInterval(() => {
+      if (this.stopped) return;
+      this.node.tick();
+      this.schedule();
+      this.maybePromoteLearners();
+    }, this.tickMs);
+    this.schedule();
+  }
+
+  /** Stop ticking and sending; fail everything pending. raft.db/data.db are closed by the owner. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.transport.close();
+    const err = new ProposalFailedError('the node is shutting down', true);
+    for (const w of this.proposals.values()) w.reject(err);
+    this.proposals.clear();
+    for (const b of this.readBatches.values()) for (const w of b.waiters) w.reject(err);
+    this.readBatches.clear();
+    for (const w of this.readQueue) w.reject(err);
+    this.readQueue = [];
+    for (const q of this.rpcWaiters.values()) for (const r of q) r(null);
+    this.rpcWaiters.clear();
+    this.notify();
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  appliedIndex(): number {
+    return this.applied;
+  }
+
+  urlOf(id: NodeId): string | undefined {
+    return this.addresses.get(id);
+  }
+
+  members(): Array<{ id: NodeId; url: string | null; voter: boolean }> {
+    const m = this.node.status().membership;
+    return [
+      ...m.voters.map((id) => ({ id, url: this.addresses.get(id) ?? null, voter: true })),
+      ...m.learners.map((id) => ({ id, url: this.addresses.get(id) ?? null, voter: false })),
+    ];
+  }
+
+  status(): Status {
+    return this.node.status();
+  }
+
+  storageInfo(): { firstIndex: number; lastIndex: number; snapshotIndex: number } {
+    return { firstIndex: this.raftLog.firstIndex(), lastIndex: this.raftLog.lastIndex(), snapshotIndex: this.raftLog.snapshotMeta().index };
+  }
+
+  /** Called on every role/leader/term change and apply. */
+  onChange(fn: Listener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private notify(): void {
+    for (const fn of [...this.listeners]) {
+      try {
+        fn();
+      } catch {
+        // listeners must not break the loop
+      }
+    }
+  }
+
+  /** Resolves when something changes (leader, role, apply) or after ms. */
+  waitChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      const off = this.onChange(done);
+      function done() {
+        clearTimeout(t);
+        off();
+        resolve();
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- proposals and reads
+  /** Propose a command; resolves once it is committed and applied locally (only on the leader). */
+  propose(command: Command): Promise<{ index: number; result: ApplyResult | null }> {
+    if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
+    const r = this.node.propose(JSON.stringify(command));
+    if (!r.ok) {
+      const leader = r.error.code === 'NotLeader' || r.error.code === 'TransferInProgress' ? r.error.leaderId : null;
+      return Promise.reject(new ProposalFailedError(describeProposalError(r.error), r.error.code !== 'Rejected', leader));
+    }
+    this.schedule();
+    return new Promise((resolve, reject) => this.proposals.set(r.index, { term: r.term, resolve, reject }));
+  }
+
+  proposeConfChange(cc: ConfChange): Promise<{ index: number }> {
+    if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
+    const r = this.node.proposeConfChange(cc);
+    if (!r.ok) {
+      const leader = r.error.code === 'NotLeader' ? r.error.leaderId : null;
+      return Promise.reject(new ProposalFailedError(describeProposalError(r.error), r.error.code !== 'Rejected', leader));
+    }
+    this.schedule();
+    return new Promise((resolve, reject) =>
+      this.proposals.set(r.index, { term: r.term, resolve: ({ index }) => resolve({ index }), reject }),
+    );
+  }
+
+  /**
+   * ReadIndex: resolves with an index such that serving a read once appliedIndex >= index is
+   * linearizable. Reads that arrive together share one ReadIndex round (the round is started
+   * after all of them arrived, in the next loop turn).
+   */
+  readIndex(): Promise<number> {
+    if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
+    return new Promise((resolve, reject) => {
+      this.readQueue.push({ resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private startReadRound(): void {
+    if (this.readQueue.length === 0) return;
+    const waiters = this.readQueue;
+    this.readQueue = [];
+    const id = `${this.selfId}-${++this.readSeq}`;
+    const r = this.node.readIndex(id);
+    if (!r.ok) {
+      const err = new ProposalFailedError(describeProposalError(r.error), true, r.error.code === 'NotLeader' ? r.error.leaderId : null);
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    this.readBatches.set(id, { waiters });
+    // A round that never completes (leadership lost) is failed after a bound.
+    setTimeout(() => {
+      const b = this.readBatches.get(id);
+      if (!b) return;
+      this.readBatches.delete(id);
+      for (const w of b.waiters) w.reject(new ProposalFailedError('read index round timed out', true));
+    }, Math.max(2_000, this.opts.electionTimeoutMs * 3)).unref();
+  }
+
+  /** Resolves once appliedIndex >= index; rejects after timeoutMs. */
+  waitApplied(index: number, timeoutMs: number): Promise<void> {
+    if (this.applied >= index) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w: ApplyWaiter = { index, resolve: () => resolve() };
+      const t = setTimeout(() => {
+        const i = this.applyWaiters.indexOf(w);
+        if (i >= 0) this.applyWaiters.splice(i, 1);
+        reject(new ProposalFailedError(`not applied up to ${index} in time (applied ${this.applied})`, true));
+      }, Math.max(1, timeoutMs));
+      w.resolve = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      this.applyWaiters.push(w);
+    });
+  }
+
+  transferLeadership(to?: NodeId): { ok: true; to: NodeId } | { ok: false; error: string } {
+    const st = this.node.status();
+    if (st.role !== 'Leader') return { ok: false, error: `not the leader (leader: ${st.leaderId ?? 'unknown'})` };
+    let target = to;
+    if (!target) {
+      const candidates = (st.progress ?? [])
+        .filter((p) => p.id !== this.selfId && !p.learner && st.membership.voters.includes(p.id))
+        .sort((a, b) => Number(b.recentActive) - Number(a.recentActive) || b.match - a.match);
+      target = candidates[0]?.id;
+    }
+    if (!target) return { ok: false, error: 'no other voter to transfer leadership to' };
+    const r = this.node.transferLeadership(target);
+    this.schedule();
+    if (!r.ok) return { ok: false, error: describeProposalError(r.error) };
+    return { ok: true, to: target };
+  }
+
+  // ---------------------------------------------------------------- incoming messages
+  currentTerm(): number {
+    return this.term;
+  }
+
+  deliver(m: Message): void {
+    if (this.stopped) return;
+    try {
+      this.node.step(m);
+    } catch (err) {
+      this.log.warn({ err: String((err as Error).message), type: m.type, from: m.from }, 'step failed');
+      return;
+    }
+    this.schedule();
+  }
+
+  handleRequest(m: Message): Promise<Message | null> {
+    if (this.stopped) return Promise.resolve(null);
+    this.node.step(m);
+    const key = `${m.from}|${m.type === 'vote' ? 'voteResponse' : 'appendResponse'}`;
+    return new Promise((resolve) => {
+      let q = this.rpcWaiters.get(key);
+      if (!q) this.rpcWaiters.set(key, (q = []));
+      q.push(resolve);
+      this.schedule();
+    });
+  }
+
+  installSnapshot(m: Extract<Message, { type: 'snapshot' }>, path: string): Promise<Message | null> {
+    this.pendingSnapshotFiles.set(m.snapshot.index, path);
+    return this.handleRequest(m);
+  }
+
+  // ---------------------------------------------------------------- the loop
+  schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => this.run());
+  }
+
+  private run(): void {
+    this.scheduled = false;
+    if (this.stopped || this.running) return;
+    this.running = true;
+    try {
+      this.startReadRound();
+      let guard = 0;
+      while (!this.stopped && this.node.hasReady()) {
+        const rd = this.node.ready();
+        this.handleReady(rd);
+        this.node.advance(rd);
+        if (++guard > 1000) {
+          // Yield to I/O; continue in the next turn.
+          this.schedule();
+          break;
+        }
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    } finally {
+      this.running = false;
+    }
+    // Requests whose step produced no response get an empty answer.
+    for (const q of this.rpcWaiters.values()) for (const r of q) r(null);
+    this.rpcWaiters.clear();
+  }
+
+  private fail(err: Error): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    this.log.error({ err: String(err.stack ?? err) }, 'fatal error in the Raft loop; stopping this node');
+    this.stop();
+    this.onFatal(err);
+  }
+
+  private handleReady(rd: Ready): void {
+    const ss = rd.softState;
+    const changed = ss.role !== this.role || ss.leaderId !== this.leaderId || ss.term !== this.term;
+    if (changed) {
+      if (ss.leaderId !== this.leaderId || ss.role !== this.role) {
+        this.log.info({ role: ss.role, leader: ss.leaderId, term: ss.term }, 'raft state changed');
+      }
+      this.role = ss.role;
+      this.leaderId = ss.leaderId;
+      this.term = ss.term;
+    }
+
+    // 1. A snapshot received from the leader goes into data.db first (atomic restore), with a
+    //    marker so that a crash between the restore and the raft.db write is finished on restart.
+    if (rd.snapshot) this.installSnapshotData(rd.snapshot);
+
+    // 2. Durable state: one transaction, one fsync.
+    this.raftLog.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+    if (rd.snapshot) {
+      rmSync(join(this.opts.dataDir, 'pending-snapshot.json'), { force: true });
+      this.applied = Math.max(this.applied, this.data.appliedIndex());
+      // Proposals the snapshot covers have an unknown fate for this node: let callers retry.
+      for (const [idx, w] of this.proposals) {
+        if (idx <= rd.snapshot.index) {
+          this.proposals.delete(idx);
+          w.reject(new ProposalFailedError('superseded by a snapshot', true));
+        }
+      }
+    }
+    if (rd.snapshot || rd.entries.some((e) => e.kind === 'config')) this.refreshAddresses();
+
+    // 3. Messages (after persisting).
+    if (rd.messages.length > 0) {
+      const out: Message[] = [];
+      for (const m of rd.messages) {
+        const q = this.rpcWaiters.get(`${m.to}|${m.type}`);
+        const r = q?.shift();
+        if (r) r(m);
+        else out.push(m);
+      }
+      this.transport.send(out);
+    }
+
+    // 4. Apply.
+    if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
+
+    // 5. Reads.
+    for (const rs of rd.readStates) {
+      const b = this.readBatches.get(rs.requestId);
+      if (!b) continue;
+      this.readBatches.delete(rs.requestId);
+      for (const w of b.waiters) w.resolve(rs.index);
+    }
+
+    if (changed || rd.committedEntries.length > 0) this.notify();
+  }
+
+  private apply(entries: Entry[]): void {
+    const batch: Array<{ index: number; command: Command | null }> = [];
+    for (const e of entries) {
+      if (e.index <= this.applied) continue;
+      let command: Command | null = null;
+      if (e.kind === 'normal' && e.data !== '') {
+        try {
+          command = JSON.parse(e.data) as Command;
+        } catch {
+          command = null;
+        }
+      }
+      batch.push({ index: e.index, command });
+    }
+    if (batch.length === 0) return;
+    const results = this.applyBatchSafely(batch);
+    this.applied = entries[entries.length - 1]!.index;
+    for (const e of entries) {
+      const w = this.proposals.get(e.index);
+      if (!w) continue;
+      this.proposals.delete(e.index);
+      if (w.term !== e.term) w.reject(new ProposalFailedError('proposal was overwritten by a new leader', true));
+      else {
+        const r = results.get(e.index);
+        if (r instanceof Error) w.reject(r);
+        else w.resolve({ index: e.index, result: r ?? null });
+      }
+    }
+    // Waiters for apply progress.
+    if (this.applyWaiters.length > 0) {
+      const ready = this.applyWaiters.filter((w) => w.index <= this.applied);
+      if (ready.length > 0) {
+        this.applyWaiters = this.applyWaiters.filter((w) => w.index > this.applied);
+        for (const w of ready) w.resolve();
+      }
+    }
+    if (entries.some((e) => e.kind === 'config')) this.onConfigApplied(entries.filter((e) => e.kind === 'config'));
+    this.maybeSnapshot();
+  }
+
+  /**
+   * Apply in one transaction; if the batch fails (a command the engine rejects), apply entry by
+   * entry so that the bad one becomes a no-op on every node alike (deterministic).
+   */
+  private applyBatchSafely(batch: Array<{ index: number; command: Command | null }>): Map<number, ApplyResult | Error> {
+    const out = new Map<number, ApplyResult | Error>();
+    try {
+      const rs = this.data.applyBatch(batch);
+      for (const r of rs) out.set(r.index, r);
+      return out;
+    } catch (err) {
+      if (batch.length === 1) {
+        const b = batch[0]!;
+        if (b.command === null) throw err; // the store itself is failing
+        this.log.warn({ index: b.index, err: String((err as Error).message) }, 'command rejected by the engine; applied as no-op');
+        const rs = this.data.applyBatch([{ index: b.index, command: null }]);
+        for (const r of rs) out.set(r.index, r);
+        out.set(b.index, err as Error);
+        return out;
+      }
+    }
+    for (const b of batch) for (const [k, v] of this.applyBatchSafely([b])) out.set(k, v);
+    return out;
+  }
+
+  private onConfigApplied(entries: Entry[]): void {
+    for (const e of entries) {
+      const cc = parseConfChange(e.data);
+      if (cc?.type === 'remove') {
+        this.log.info({ node: cc.nodeId, index: e.index }, 'member removed');
+        if (cc.nodeId === this.selfId) this.log.warn({}, 'this node was removed from the cluster');
+      } else if (cc) this.log.info({ change: cc.type, node: cc.nodeId, index: e.index }, 'membership change applied');
+    }
+  }
+
+  private refreshAddresses(): void {
+    const view = this.raftLog.membershipAt(this.raftLog.lastIndex());
+    for (const [id, url] of Object.entries(view.contexts)) {
+      if (url) this.addresses.set(id, url);
+    }
+  }
+
+  /** Learn a member's URL before its config entry arrives (e.g. a join request). */
+  setAddress(id: NodeId, url: string): void {
+    this.addresses.set(id, url);
+  }
+
+  // ---------------------------------------------------------------- snapshots
+  private recoverPendingSnapshot(): void {
+    const marker = join(this.opts.dataDir, 'pending-snapshot.json');
+    if (!existsSync(marker)) return;
+    try {
+      const { meta } = JSON.parse(readFileSync(marker, 'utf8')) as { meta: SnapshotMeta; path: string };
+      if (this.data.appliedIndex() >= meta.index && this.raftLog.snapshotMeta().index < meta.index) {
+        // data.db was restored but raft.db was not updated before the crash: finish it.
+        this.raftLog.persist({ snapshot: meta });
+        this.log.warn({ index: meta.index }, 'finished installing a snapshot interrupted by a crash');
+      }
+    } finally {
+      rmSync(marker, { force: true });
+    }
+  }
+
+  private installSnapshotData(meta: SnapshotMeta): void {
+    const path = this.pendingSnapshotFiles.get(meta.index);
+    if (!path) throw new Error(`the core asked to install snapshot ${meta.index}, but no such file was received`);
+    this.pendingSnapshotFiles.clear();
+    const marker = join(this.opts.dataDir, 'pending-snapshot.json');
+    writeFileSync(marker, JSON.stringify({ meta, path }));
+    const started = Date.now();
+    this.data.restoreFrom(path);
+    rmSync(path, { force: true });
+    this.log.info({ index: meta.index, ms: Date.now() - started }, 'snapshot installed into data.db');
+  }
+
+  private latestSnapshotFile(): { index: number; path: string } | null {
+    let best: { index: number; path: string } | null = null;
+    for (const f of readdirSync(this.snapDir)) {
+      const m = /^snap-(\d+)\.db$/.exec(f);
+      if (!m) continue;
+      const index = Number(m[1]);
+      if (!best || index > best.index) best = { index, path: join(this.snapDir, f) };
+    }
+    return best;
+  }
+
+  private async snapshotSource(index: number): Promise<SnapshotSource | null> {
+    const path = join(this.snapDir, `snap-${index}.db`);
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      return null;
+    }
+    const cached = this.shaCache.get(path);
+    if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return { path, size: cached.size, sha256: cached.sha256 };
+    const { size, sha256 } = await fileSha256(path);
+    this.shaCache.set(path, { mtimeMs: st.mtimeMs, size, sha256 });
+    return { path, size, sha256 };
+  }
+
+  /** Snapshot data.db and compact raft.db when the log is long enough. */
+  private maybeSnapshot(): void {
+    if (this.compacting || this.stopped) return;
+    if (this.applied - this.raftLog.snapshotMeta().index < this.snapshotThreshold) return;
+    void this.snapshotNow();
+  }
+
+  /** Take a snapshot of data.db at its applied index and compact raft.db (online). */
+  async snapshotNow(): Promise<SnapshotMeta | null> {
+    if (this.compacting) return null;
+    this.compacting = true;
+    const tmp = join(this.snapDir, `snap-tmp-${process.pid}-${Date.now()}.db`);
+    const started = Date.now();
+    try {
+      const { index, bytes } = await this.opts.data.snapshotTo(tmp);
+      if (this.stopped) return null;
+      if (index <= this.raftLog.snapshotMeta().index) {
+        rmSync(tmp, { force: true });
+        return null;
+      }
+      const final = join(this.snapDir, `snap-${index}.db`);
+      renameSync(tmp, final);
+      const view = this.raftLog.membershipAt(index);
+      const meta: SnapshotMeta = { index, term: this.raftLog.term(index), membership: view.membership, contexts: view.contexts };
+      this.raftLog.compact(meta, index - this.catchUpEntries);
+      // Keep only the newest snapshot file (a transfer in progress keeps its open descriptor).
+      for (const f of readdirSync(this.snapDir)) {
+        const m = /^snap-(\d+)\.db$/.exec(f);
+        if (m && Number(m[1]) < index) rmSync(join(this.snapDir, f), { force: true });
+      }
+      this.log.info({ index, bytes, ms: Date.now() - started, firstIndex: this.raftLog.firstIndex() }, 'snapshot taken; raft log compacted');
+      return meta;
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      this.log.warn({ err: String((err as Error).message) }, 'snapshot failed');
+      return null;
+    } finally {
+      this.compacting = false;
+    }
+  }
+
+  /** The newest local snapshot (for tests/status). */
+  latestSnapshot(): { index: number; path: string } | null {
+    return this.latestSnapshotFile();
+  }
+
+  // ---------------------------------------------------------------- membership
+  private maybePromoteLearners(): void {
+    if (this.role !== 'Leader' || !this.autoPromote) return;
+    const now = Date.now();
+    if (now - this.lastPromoteCheck < 200) return;
+    this.lastPromoteCheck = now;
+    const st = this.node.status();
+    if (st.membership.learners.length === 0 || !st.progress) return;
+    const last = st.lastIndex;
+    for (const p of st.progress) {
+      if (!p.learner || !st.membership.learners.includes(p.id)) continue;
+      // Caught up: within a small window of the leader's log and recently heard from.
+      if (p.recentActive && p.state === 'replicate' && last - p.match <= 64) {
+        this.proposeConfChange({ type: 'promote', nodeId: p.id }).then(
+          () => this.log.info({ node: p.id }, 'learner promoted to voter'),
+          (err) => this.log.debug({ node: p.id, err: String((err as Error).message) }, 'promotion not possible yet'),
+        );
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,215 @@
+// The replicated TimeStoreService: writes are proposed on the leader (followers forward them, with
+// the request id, so a retried forward is applied once); a write resolves once it is committed and
+// applied locally. Reads: linearizable (ReadIndex; a follower asks the leader for the read index),
+// leader (as fresh as the leader's commit index), none (local state as it is).
+// While there is no leader, callers wait a bounded time and then get ServiceUnavailableError (503).
+import { randomUUID } from 'node:crypto';
+import type { DataStore } from '../../storage/data-store.js';
+import type { Command } from '../../tsdb/model.js';
+import { uuidv7 } from '../../tsdb/uuidv7.js';
+import { ServiceUnavailableError, type Consistency, type TimeStoreService, type WriteResult } from '../service.js';
+import { ProposalFailedError, type RaftDriver } from './driver.js';
+import { PeerError } from './transport.js';
+
+export interface ReplicatedServiceOptions {
+  /** Longest a write or read waits for a leader / commit before 503. */
+  requestTimeoutMs?: number;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
+}
+
+export class ReplicatedService implements TimeStoreService {
+  readonly timeoutMs: number;
+  private closed = false;
+  /** Forwarded writes by request id: a retried forward joins (or returns) the first attempt. */
+  private forwarded = new Map<string, { at: number; result: Promise<WriteResult> }>();
+
+  constructor(
+    readonly driver: RaftDriver,
+    opts: ReplicatedServiceOptions = {},
+  ) {
+    this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
+  }
+
+  private active = 0;
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Writes and reads in progress. */
+  inFlight(): number {
+    return this.active;
+  }
+
+  /** Resolves when no write or read is in progress (or after timeoutMs). */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.active > 0 && Date.now() < deadline) await sleep(20);
+  }
+
+  private ensureIds(command: Command): Command {
+    let changed = false;
+    const ops = command.ops.map((op) => {
+      if (op.op === 'put' && !op.point.id) {
+        changed = true;
+        return { ...op, point: { ...op.point, id: uuidv7() } };
+      }
+      return op;
+    });
+    const requestId = command.requestId ?? randomUUID();
+    return changed || requestId !== command.requestId ? { ...command, requestId, ops } : command;
+  }
+
+  async write(command: Command, opts: { signal?: AbortSignal } = {}): Promise<WriteResult> {
+    if (this.closed) throw new ServiceUnavailableError('the node is shutting down', 1);
+    this.active++;
+    try {
+      return await this.writeInner(command, opts);
+    } finally {
+      this.active--;
+    }
+  }
+
+  private async writeInner(command: Command, opts: { signal?: AbortSignal }): Promise<WriteResult> {
+    const cmd = this.ensureIds(command);
+    const deadline = Date.now() + this.timeoutMs;
+    let lastError = 'no leader';
+    for (let attempt = 0; ; attempt++) {
+      if (opts.signal?.aborted) throw abortError(opts.signal);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0 || this.driver.isStopped) break;
+      const d = this.driver;
+      if (d.role === 'Leader') {
+        try {
+          const { index, result } = await d.propose(cmd);
+          return { index, points: result?.points ?? [] };
+        } catch (err) {
+          if (!(err instanceof ProposalFailedError) || !err.retryable) throw err;
+          lastError = err.message;
+        }
+      } else if (d.leaderId) {
+        const leader = d.leaderId;
+        // Give up on this leader when it changes (a stopped or partitioned leader would otherwise
+        // hold the request until the deadline); the retry goes to the new leader.
+        const ac = new AbortController();
+        const offChange = d.onChange(() => {
+          if (d.leaderId !== leader) ac.abort(new Error(`leader changed from ${leader}`));
+        });
+        const onAbort = () => ac.abort(opts.signal?.reason);
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        try {
+          const res = await d.transport.request({ id: leader }, 'POST', '/raft/forward', { command: cmd }, {
+            timeoutMs: remaining,
+            signal: ac.signal,
+          });
+          if (res.status === 200) {
+            const body = res.body as WriteResult;
+            await d.waitApplied(body.index, Math.max(1, deadline - Date.now()));
+            return { index: body.index, points: body.points };
+          }
+          const detail = (res.body as { detail?: string })?.detail ?? `HTTP ${res.status}`;
+          if (res.status >= 400 && res.status < 500 && res.status !== 421) {
+            // The leader rejected the command itself (bad input): no retry.
+            throw new ServiceUnavailableError(`the leader rejected the write: ${detail}`, 1);
+          }
+          lastError = `leader ${leader}: ${detail}`;
+        } catch (err) {
+          if (err instanceof ServiceUnavailableError) throw err;
+          if (opts.signal?.aborted) throw abortError(opts.signal);
+          if (err instanceof ProposalFailedError) {
+            // Committed on the leader but not applied here in time.
+            lastError = err.message;
+            break;
+          }
+          lastError = err instanceof PeerError ? err.message : String((err as Error)?.message ?? err);
+        } finally {
+          offChange();
+          opts.signal?.removeEventListener('abort', onAbort);
+        }
+      }
+      // No leader (or it just failed): wait for a change, then retry.
+      await Promise.race([d.waitChange(Math.min(200, Math.max(1, deadline - Date.now()))), sleep(attempt < 3 ? 10 : 50)]);
+    }
+    throw new ServiceUnavailableError(`write not acknowledged within ${this.timeoutMs} ms: ${lastError}`, 1);
+  }
+
+  /** The leader's side of a forwarded write: deduplicated by request id. */
+  handleForward(command: Command): Promise<WriteResult> {
+    const now = Date.now();
+    const id = command.requestId;
+    if (id) {
+      const prev = this.forwarded.get(id);
+      if (prev) return prev.result;
+    }
+    const result = (async () => {
+      const { index, result } = await this.driver.propose(command);
+      return { index, points: result?.points ?? [] };
+    })();
+    if (id) {
+      this.forwarded.set(id, { at: now, result });
+      // Forget failed attempts at once (a retry must propose again) and old ones after a while.
+      result.catch(() => this.forwarded.delete(id));
+      if (this.forwarded.size > 10_000) {
+        for (const [k, v] of this.forwarded) {
+          if (now - v.at < 60_000 && this.forwarded.size <= 10_000) break;
+          this.forwarded.delete(k);
+        }
+      }
+    }
+    return result;
+  }
+
+  async read<T>(consistency: Consistency, fn: (store: DataStore) => T, opts: { signal?: AbortSignal } = {}): Promise<T> {
+    if (this.closed) throw new ServiceUnavailableError('the node is shutting down', 1);
+    this.active++;
+    try {
+      return await this.readInner(consistency, fn, opts);
+    } finally {
+      this.active--;
+    }
+  }
+
+  private async readInner<T>(consistency: Consistency, fn: (store: DataStore) => T, opts: { signal?: AbortSignal }): Promise<T> {
+    const d = this.driver;
+    if (consistency === 'none') return fn(d.data);
+    const deadline = Date.now() + this.timeoutMs;
+    let lastError = 'no leader';
+    for (let attempt = 0; ; attempt++) {
+      if (opts.signal?.aborted) throw abortError(opts.signal);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0 || d.isStopped) break;
+      try {
+        let index: number | null = null;
+        if (d.role === 'Leader') {
+          index = consistency === 'linearizable' ? await d.readIndex() : d.status().commitIndex;
+        } else if (d.leaderId) {
+          const path = consistency === 'linearizable' ? '/raft/read-index' : '/raft/commit-index';
+          const res = await d.transport.request({ id: d.leaderId }, 'POST', path, {}, { timeoutMs: remaining });
+          if (res.status === 200) index = Number((res.body as { index: number }).index);
+          else lastError = `leader ${d.leaderId}: HTTP ${res.status}`;
+        }
+        if (index !== null && Number.isFinite(index)) {
+          await d.waitApplied(index, Math.max(1, deadline - Date.now()));
+          return fn(d.data);
+        }
+      } catch (err) {
+        lastError = String((err as Error)?.message ?? err);
+      }
+      await Promise.race([d.waitChange(Math.min(200, Math.max(1, deadline - Date.now()))), sleep(attempt < 3 ? 10 : 50)]);
+    }
+    throw new ServiceUnavailableError(`${consistency} read not possible within ${this.timeoutMs} ms: ${lastError}`, 1);
+  }
+
+  /** Leader side of /raft/read-index. */
+  async handleReadIndex(): Promise<number> {
+    if (this.driver.role !== 'Leader') throw new ProposalFailedError('not the leader', true, this.driver.leaderId);
+    return this.driver.readIndex();
+  }
+}

@@ -1,0 +1,245 @@
+// HTTP routes of a replicated node besides the Raft RPCs: GET /raft/status, the internal
+// follower→leader endpoints (forwarded writes, read index, commit index) and membership
+// (POST /cluster/join, /cluster/remove, /cluster/transfer-leadership). Membership requests sent to
+// a follower are passed on to the leader.
+import express, { type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
+import type { Command } from '../../tsdb/model.js';
+import { ServiceUnavailableError } from '../service.js';
+import { ProposalFailedError, type RaftDriver } from './driver.js';
+import type { ReplicatedService } from './replicated-service.js';
+import { PeerError, problem, type Logger, silentLogger } from './transport.js';
+
+const nodeIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: 'expected a node id (letters, digits, ".", "_", "-")' });
+const urlSchema = z
+  .string()
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, { error: 'expected an http(s) URL' })
+  .transform((s) => s.replace(/\/+$/, ''));
+
+const pointSchema = z.object({
+  id: z.string().min(1).max(64),
+  deviceId: z.string().min(1).max(1024),
+  ts: z.number().int().refine(Number.isSafeInteger),
+  value: z.number().refine(Number.isFinite),
+  tags: z.record(z.string(), z.string()).optional(),
+  attributes: z.record(z.string(), z.unknown()).optional(),
+});
+export const commandSchema = z.object({
+  requestId: z.string().max(200).optional(),
+  ops: z
+    .array(z.discriminatedUnion('op', [z.object({ op: z.literal('put'), point: pointSchema }), z.object({ op: z.literal('delete'), id: z.string().min(1).max(64) })]))
+    .min(1),
+});
+
+export const joinSchema = z.object({ id: nodeIdSchema, url: urlSchema });
+export const removeSchema = z.object({ id: nodeIdSchema });
+export const transferSchema = z.object({ to: nodeIdSchema.optional() });
+
+export interface StatusBody {
+  state: 'Leader' | 'Follower' | 'Candidate';
+  role: string;
+  leaderId: string | null;
+  leaderUrl: string | null;
+  nodeId: string;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  lastIndex: number;
+  firstIndex: number;
+  snapshotIndex: number;
+  members: Array<{ id: string; url: string | null; voter: boolean; matchIndex?: number; lag?: number; state?: string; active?: boolean }>;
+}
+
+export function statusBody(d: RaftDriver): StatusBody {
+  const st = d.status();
+  const progress = new Map((st.progress ?? []).map((p) => [p.id, p]));
+  const state = st.role === 'Leader' ? 'Leader' : st.role === 'Follower' ? 'Follower' : 'Candidate';
+  const storage = d.storageInfo();
+  return {
+    state,
+    role: st.role,
+    leaderId: st.leaderId,
+    leaderUrl: st.leaderId ? (d.urlOf(st.leaderId) ?? null) : null,
+    nodeId: d.selfId,
+    term: st.term,
+    commitIndex: st.commitIndex,
+    appliedIndex: d.appliedIndex(),
+    lastIndex: st.lastIndex,
+    firstIndex: storage.firstIndex,
+    snapshotIndex: storage.snapshotIndex,
+    members: d.members().map((m) => {
+      const p = progress.get(m.id);
+      if (!p || st.role !== 'Leader') return m;
+      const match = m.id === d.selfId ? st.lastIndex : p.match;
+      return { ...m, matchIndex: match, lag: Math.max(0, st.lastIndex - match), state: p.state, active: p.recentActive || m.id === d.selfId };
+    }),
+  };
+}
+
+function sendError(res: Response, err: unknown): void {
+  if (err instanceof z.ZodError) {
+    return problem(res, 400, 'Invalid request', err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  }
+  if (err instanceof ProposalFailedError) {
+    res.setHeader('Retry-After', '1');
+    return problem(res, err.retryable ? 503 : 409, err.retryable ? 'Not possible right now' : 'Rejected', err.message, { leaderId: err.leaderId });
+  }
+  if (err instanceof ServiceUnavailableError) {
+    res.setHeader('Retry-After', String(err.retryAfterSeconds));
+    return problem(res, 503, 'Service unavailable', err.message);
+  }
+  if (err instanceof PeerError) {
+    res.setHeader('Retry-After', '1');
+    return problem(res, 503, 'Leader unreachable', err.message);
+  }
+  problem(res, 500, 'Internal error', String((err as Error)?.message ?? err));
+}
+
+export interface ClusterRouterOptions {
+  driver: RaftDriver;
+  service: ReplicatedService;
+  logger?: Logger;
+}
+
+export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptions): Router {
+  const log = logger ?? silentLogger;
+  const r = express.Router();
+  const json = express.json({ limit: 64 * 1024 * 1024, type: () => true });
+  const wrap = (fn: (req: Request, res: Response) => Promise<unknown> | unknown) => async (req: Request, res: Response) => {
+    try {
+      await fn(req, res);
+    } catch (err) {
+      if (!res.headersSent) sendError(res, err);
+    }
+  };
+
+  /** Pass a membership request on to the leader (or 503 when there is none). */
+  const toLeader = async (req: Request, res: Response): Promise<boolean> => {
+    if (d.role === 'Leader') return false;
+    const deadline = Date.now() + service.timeoutMs;
+    while (!d.leaderId && Date.now() < deadline) await d.waitChange(100);
+    if (!d.leaderId) throw new ServiceUnavailableError('no leader', 1);
+    if (d.leaderId === d.selfId) return false;
+    const out = await d.transport.request({ id: d.leaderId }, 'POST', req.path, req.body ?? {}, { timeoutMs: service.timeoutMs });
+    res.status(out.status);
+    const ct = out.headers['content-type'];
+    if (typeof ct === 'string') res.type(ct);
+    res.send(typeof out.body === 'string' ? out.body : JSON.stringify(out.body ?? {}));
+    return true;
+  };
+
+  r.get(
+    '/raft/status',
+    wrap((_req, res) => res.json(statusBody(d))),
+  );
+
+  // ---- internal: follower → leader
+  r.post(
+    '/raft/forward',
+    json,
+    wrap(async (req, res) => {
+      const body = z.object({ command: commandSchema }).parse(req.body);
+      if (d.role !== 'Leader') {
+        return problem(res, 421, 'Not the leader', `this node is not the leader (leader: ${d.leaderId ?? 'unknown'})`, {
+          leaderId: d.leaderId,
+        });
+      }
+      const result = await service.handleForward(body.command as Command);
+      res.json(result);
+    }),
+  );
+
+  r.post(
+    '/raft/read-index',
+    json,
+    wrap(async (_req, res) => {
+      if (d.role !== 'Leader') return problem(res, 421, 'Not the leader', `leader: ${d.leaderId ?? 'unknown'}`, { leaderId: d.leaderId });
+      res.json({ index: await service.handleReadIndex() });
+    }),
+  );
+
+  r.post(
+    '/raft/commit-index',
+    json,
+    wrap((_req, res) => {
+      if (d.role !== 'Leader') return problem(res, 421, 'Not the leader', `leader: ${d.leaderId ?? 'unknown'}`, { leaderId: d.leaderId });
+      res.json({ index: d.status().commitIndex });
+    }),
+  );
+
+  // ---- membership
+  r.post(
+    '/cluster/join',
+    json,
+    wrap(async (req, res) => {
+      const b = joinSchema.parse(req.body);
+      if (await toLeader(req, res)) return;
+      const m = d.status().membership;
+      if (m.voters.includes(b.id) || m.learners.includes(b.id)) {
+        const known = d.urlOf(b.id);
+        if (known && known !== b.url) {
+          return problem(res, 409, 'Member exists', `${b.id} is already a member with URL ${known}; remove it first`);
+        }
+        return res.json({ ok: true, alreadyMember: true, members: d.members() });
+      }
+      d.setAddress(b.id, b.url);
+      const { index } = await d.proposeConfChange({ type: 'addLearner', nodeId: b.id, context: b.url });
+      log.info({ node: b.id, url: b.url, index }, 'added a learner');
+      res.json({ ok: true, index, members: d.members() });
+    }),
+  );
+
+  r.post(
+    '/cluster/remove',
+    json,
+    wrap(async (req, res) => {
+      const b = removeSchema.parse(req.body);
+      if (await toLeader(req, res)) return;
+      if (b.id === d.selfId) {
+        // Removing the leader: hand leadership over first, then the new leader removes us.
+        const t = d.transferLeadership();
+        if (!t.ok) return problem(res, 409, 'Cannot remove the leader', t.error);
+        const deadline = Date.now() + service.timeoutMs;
+        while ((d.role === 'Leader' || !d.leaderId) && Date.now() < deadline) await d.waitChange(100);
+        if (await toLeader(req, res)) return;
+        throw new ServiceUnavailableError('leadership transfer did not complete', 1);
+      }
+      const m = d.status().membership;
+      if (!m.voters.includes(b.id) && !m.learners.includes(b.id)) {
+        return res.json({ ok: true, notMember: true, members: d.members() });
+      }
+      const { index } = await d.proposeConfChange({ type: 'remove', nodeId: b.id });
+      log.info({ node: b.id, index }, 'removed a member');
+      res.json({ ok: true, index, members: d.members() });
+    }),
+  );
+
+  r.post(
+    '/cluster/transfer-leadership',
+    json,
+    wrap(async (req, res) => {
+      const b = transferSchema.parse(req.body ?? {});
+      if (await toLeader(req, res)) return;
+      const t = d.transferLeadership(b.to);
+      if (!t.ok) return problem(res, 409, 'Transfer not possible', t.error);
+      const deadline = Date.now() + service.timeoutMs;
+      while (d.leaderId === d.selfId && Date.now() < deadline) await d.waitChange(100);
+      if (d.leaderId === d.selfId) throw new ServiceUnavailableError(`leadership did not move to ${t.to} in time`, 1);
+      res.json({ ok: true, leaderId: d.leaderId, to: t.to });
+    }),
+  );
+
+  r.get(
+    '/cluster/members',
+    wrap((_req, res) => res.json({ members: statusBody(d).members })),
+  );
+
+  return r;
+}

@@ -1,0 +1,513 @@
+// HTTP transport between Raft peers.
+//
+// Client side (RaftTransport): one keep-alive undici Client per peer for appends (HTTP/1.1
+// pipelining keeps them in order on one connection, several in flight), and one Pool per peer for
+// everything else (votes, TimeoutNow, snapshot chunks, forwarded writes, read-index requests), so a
+// slow append never delays an election. Dead peers are backed off exponentially; the core is told
+// (reportUnreachable) and retries through its own heartbeats. Responses are turned back into
+// messages and stepped into the core.
+//
+// Server side (raftRouter): /raft/vote, /raft/append, /raft/timeout-now, /raft/message and the
+// snapshot endpoints; every body is validated with zod; bad input gets a 4xx problem+json.
+import { createHash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
+import express, { type Request, type Response, type NextFunction, type Router } from 'express';
+import { Client, Pool } from 'undici';
+import { z } from 'zod';
+import type { Message, NodeId } from '../../raft/types.js';
+import {
+  WireError,
+  anyMessageFromWire,
+  appendFromWire,
+  appendRequestSchema,
+  appendResponseFromWire,
+  appendResponseSchema,
+  appendResponseToWire,
+  appendToWire,
+  messageToOneWay,
+  snapshotInstallSchema,
+  timeoutNowSchema,
+  voteFromWire,
+  voteRequestSchema,
+  voteResponseFromWire,
+  voteResponseSchema,
+  voteResponseToWire,
+  voteToWire,
+} from './wire.js';
+
+export interface Logger {
+  debug(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export class PeerError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | null,
+    readonly body?: unknown,
+  ) {
+    super(message);
+    this.name = 'PeerError';
+  }
+}
+
+export interface SnapshotSource {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface TransportOptions {
+  selfId: NodeId;
+  /** Current URL of a member (from the log's config contexts / --peers). */
+  resolveUrl: (id: NodeId) => string | undefined;
+  /** A response (or one-way message) received from a peer: step it into the core. */
+  deliver: (m: Message) => void;
+  reportUnreachable: (id: NodeId) => void;
+  reportSnapshot: (id: NodeId, ok: boolean) => void;
+  /** The local snapshot file for a snapshot index, or null when it is gone. */
+  snapshotSource: (index: number) => Promise<SnapshotSource | null>;
+  /** Request timeout for Raft RPCs, ms. */
+  rpcTimeoutMs?: number;
+  snapshotChunkBytes?: number;
+  logger?: Logger;
+}
+
+class Peer {
+  append: Client;
+  pool: Pool;
+  downUntil = 0;
+  backoffMs = 0;
+  snapshotInFlight = false;
+  constructor(
+    readonly id: NodeId,
+    readonly url: string,
+    timeoutMs: number,
+  ) {
+    const common = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connectTimeout: Math.max(500, timeoutMs) };
+    this.append = new Client(url, { ...common, pipelining: 16, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    this.pool = new Pool(url, { ...common, connections: 64, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
+  }
+  close(): void {
+    void this.append.destroy().catch(() => {});
+    void this.pool.destroy().catch(() => {});
+  }
+}
+
+export class RaftTransport {
+  private peers = new Map<NodeId, Peer>();
+  private readonly timeoutMs: number;
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(private readonly opts: TransportOptions) {
+    this.timeoutMs = opts.rpcTimeoutMs ?? 5_000;
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  private peer(id: NodeId): Peer | undefined {
+    const url = this.opts.resolveUrl(id);
+    if (!url) return undefined;
+    let p = this.peers.get(id);
+    if (p && p.url !== url) {
+      p.close();
+      p = undefined;
+    }
+    if (!p) {
+      p = new Peer(id, url, this.timeoutMs);
+      this.peers.set(id, p);
+    }
+    return p;
+  }
+
+  /** Forget a member's connections (after it was removed). */
+  forget(id: NodeId): void {
+    this.peers.get(id)?.close();
+    this.peers.delete(id);
+  }
+
+  private markDown(p: Peer, err: unknown): void {
+    const now = Date.now();
+    const wasUp = p.downUntil <= now && p.backoffMs === 0;
+    p.backoffMs = Math.min(p.backoffMs === 0 ? 50 : p.backoffMs * 2, 1_000);
+    p.downUntil = now + p.backoffMs;
+    if (wasUp) this.log.warn({ peer: p.id, err: String((err as Error)?.message ?? err) }, 'peer unreachable');
+    this.opts.reportUnreachable(p.id);
+  }
+
+  private markUp(p: Peer): void {
+    if (p.backoffMs !== 0) this.log.info({ peer: p.id }, 'peer reachable again');
+    p.backoffMs = 0;
+    p.downUntil = 0;
+  }
+
+  /** Send messages from a Ready (after they were persisted). Never throws; never blocks. */
+  send(messages: Message[]): void {
+    if (this.closed) return;
+    for (const m of messages) {
+      const p = this.peer(m.to);
+      if (!p) {
+        this.log.debug({ to: m.to, type: m.type }, 'no address for peer; message dropped');
+        continue;
+      }
+      if (m.type === 'snapshot') {
+        void this.sendSnapshot(p, m);
+        continue;
+      }
+      // A peer in backoff gets only what is needed to notice it is back: heartbeats/votes pass
+      // every backoff period, appends with entries wait for the core to probe again.
+      if (p.downUntil > Date.now()) {
+        if (m.type === 'append' && m.entries.length > 0) {
+          this.opts.reportUnreachable(p.id);
+          continue;
+        }
+      }
+      void this.sendOne(p, m);
+    }
+  }
+
+  private async sendOne(p: Peer, m: Message): Promise<void> {
+    try {
+      switch (m.type) {
+        case 'vote': {
+          const body = await this.post(p, 'pool', '/raft/vote', voteToWire(m), this.timeoutMs);
+          const r = voteResponseSchema.parse(body);
+          if (!r.ignored) this.opts.deliver(voteResponseFromWire(r, p.id, this.opts.selfId, m.preVote));
+          break;
+        }
+        case 'append': {
+          const body = await this.post(p, 'append', '/raft/append', appendToWire(m), this.timeoutMs);
+          const r = appendResponseSchema.parse(body);
+          if (!r.ignored) this.opts.deliver(appendResponseFromWire(r, p.id, this.opts.selfId));
+          break;
+        }
+        case 'timeoutNow':
+          await this.post(p, 'pool', '/raft/timeout-now', { term: m.term, leaderId: m.from, to: m.to }, this.timeoutMs);
+          break;
+        default:
+          await this.post(p, 'pool', '/raft/message', messageToOneWay(m), this.timeoutMs);
+      }
+      this.markUp(p);
+    } catch (err) {
+      if (this.closed) return;
+      if (err instanceof PeerError && err.status !== null) {
+        this.log.warn({ peer: p.id, type: m.type, status: err.status, body: err.body }, 'peer rejected a message');
+        return;
+      }
+      this.markDown(p, err);
+    }
+  }
+
+  private async post(p: Peer, via: 'append' | 'pool', path: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    const client = via === 'append' ? p.append : p.pool;
+    const res = await client.request({
+      method: 'POST',
+      path,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    const text = await res.body.text();
+    let parsed: unknown = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+    if (res.statusCode >= 300) throw new PeerError(`${path} on ${p.id}: HTTP ${res.statusCode}`, res.statusCode, parsed);
+    return parsed;
+  }
+
+  /**
+   * A request to a peer other than a Raft message (forwarded write, read index, join, ...).
+   * Throws PeerError (status null when the peer could not be reached).
+   */
+  async request(
+    target: { id?: NodeId; url?: string },
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    opts: { timeoutMs?: number; signal?: AbortSignal; headers?: Record<string, string> } = {},
+  ): Promise<{ status: number; body: unknown; headers: Record<string, string | string[] | undefined> }> {
+    let client: Pool;
+    let ephemeral = false;
+    if (target.id) {
+      const p = this.peer(target.id);
+      if (!p) throw new PeerError(`no address for member ${target.id}`, null);
+      client = p.pool;
+    } else if (target.url) {
+      client = new Pool(target.url, { connections: 1 });
+      ephemeral = true;
+    } else throw new Error('request: no target');
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    try {
+      const res = await client.request({
+        method,
+        path,
+        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(opts.headers ?? {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: opts.signal,
+      });
+      const text = await res.body.text();
+      let parsed: unknown = undefined;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = text;
+      }
+      return { status: res.statusCode, body: parsed, headers: res.headers };
+    } catch (err) {
+      if (err instanceof PeerError) throw err;
+      throw new PeerError(`${method} ${path} on ${target.id ?? target.url}: ${(err as Error).message}`, null);
+    } finally {
+      if (ephemeral) void client.close().catch(() => {});
+    }
+  }
+
+  // ---------------------------------------------------------------- snapshots (leader side)
+  private async sendSnapshot(p: Peer, m: Extract<Message, { type: 'snapshot' }>): Promise<void> {
+    if (p.snapshotInFlight) return;
+    p.snapshotInFlight = true;
+    const started = Date.now();
+    try {
+      const src = await this.opts.snapshotSource(m.snapshot.index);
+      if (!src) throw new Error(`no snapshot file for index ${m.snapshot.index}`);
+      const q = `leaderId=${encodeURIComponent(this.opts.selfId)}&index=${m.snapshot.index}&size=${src.size}&sha256=${src.sha256}`;
+      const st = await this.request({ id: p.id }, 'GET', `/raft/snapshot/status?${q}`, undefined);
+      if (st.status !== 200) throw new PeerError(`snapshot status: HTTP ${st.status}`, st.status, st.body);
+      let offset = Number((st.body as { offset?: number })?.offset ?? 0);
+      if (!(offset >= 0 && offset <= src.size)) offset = 0;
+      const chunk = this.opts.snapshotChunkBytes ?? 1 << 20;
+      const fh = await open(src.path, 'r');
+      try {
+        const buf = Buffer.alloc(chunk);
+        while (offset < src.size) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(chunk, src.size - offset), offset);
+          if (bytesRead <= 0) throw new Error('snapshot file shrank while sending');
+          const data = buf.subarray(0, bytesRead);
+          const res = await p.pool.request({
+            method: 'PUT',
+            path: `/raft/snapshot/chunk?${q}&offset=${offset}`,
+            headers: {
+              'content-type': 'application/octet-stream',
+              'x-chunk-sha256': createHash('sha256').update(data).digest('hex'),
+            },
+            body: data,
+            headersTimeout: 30_000,
+            bodyTimeout: 30_000,
+          });
+          const text = await res.body.text();
+          if (res.statusCode === 409) {
+            // The receiver has a different amount: continue from where it is.
+            const off = Number((JSON.parse(text) as { offset?: number }).offset);
+            offset = off >= 0 && off <= src.size ? off : 0;
+            continue;
+          }
+          if (res.statusCode !== 200) throw new PeerError(`snapshot chunk: HTTP ${res.statusCode} ${text}`, res.statusCode);
+          offset += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+      const res = await this.request(
+        { id: p.id },
+        'POST',
+        '/raft/snapshot/install',
+        { term: m.term, leaderId: this.opts.selfId, snapshot: m.snapshot, size: src.size, sha256: src.sha256 },
+        { timeoutMs: 120_000 },
+      );
+      if (res.status !== 200) throw new PeerError(`snapshot install: HTTP ${res.status}`, res.status, res.body);
+      const r = appendResponseSchema.safeParse(res.body);
+      this.log.info({ peer: p.id, index: m.snapshot.index, bytes: src.size, ms: Date.now() - started }, 'snapshot sent');
+      this.opts.reportSnapshot(p.id, true);
+      if (r.success && !r.data.ignored) this.opts.deliver(appendResponseFromWire(r.data, p.id, this.opts.selfId));
+    } catch (err) {
+      if (!this.closed) {
+        this.log.warn({ peer: p.id, index: m.snapshot.index, err: String((err as Error).message) }, 'snapshot send failed');
+        this.opts.reportSnapshot(p.id, false);
+      }
+    } finally {
+      p.snapshotInFlight = false;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const p of this.peers.values()) p.close();
+    this.peers.clear();
+  }
+}
+
+/** sha256 of a whole file (hex), streaming. */
+export async function fileSha256(path: string): Promise<{ size: number; sha256: string }> {
+  const h = createHash('sha256');
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    let pos = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return { size: (await stat(path)).size, sha256: h.digest('hex') };
+  } finally {
+    await fh.close();
+  }
+}
+
+// ==================================================================== server side
+
+/** What the server side needs from the node (implemented by the driver). */
+export interface RaftRpcHandler {
+  selfId: NodeId;
+  /** Step a request into the core; resolve with the response it produced (null: none). */
+  handleRequest(m: Message): Promise<Message | null>;
+  /** Step a one-way message. */
+  deliver(m: Message): void;
+  currentTerm(): number;
+  snapshots: SnapshotReceiverApi;
+  /** Install a fully received snapshot: restore data.db, step the snapshot into the core. */
+  installSnapshot(m: Extract<Message, { type: 'snapshot' }>, path: string): Promise<Message | null>;
+}
+
+export interface SnapshotReceiverApi {
+  status(leaderId: string, index: number, size: number, sha256: string): Promise<{ offset: number }>;
+  chunk(leaderId: string, index: number, size: number, sha256: string, offset: number, data: Buffer, chunkSha: string): Promise<{ offset: number; conflict?: boolean }>;
+  complete(leaderId: string, index: number, size: number, sha256: string): Promise<string>;
+}
+
+export function problem(res: Response, status: number, title: string, detail: string, extra: Record<string, unknown> = {}): void {
+  res
+    .status(status)
+    .type('application/problem+json')
+    .send(JSON.stringify({ type: 'about:blank', title, status, detail, ...extra }));
+}
+
+function zodDetail(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+}
+
+const snapQuery = z.object({
+  leaderId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/),
+  index: z.coerce.number().int().min(1),
+  size: z.coerce.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  offset: z.coerce.number().int().min(0).optional(),
+});
+
+export function raftRouter(h: RaftRpcHandler, opts: { maxBodyBytes?: number; logger?: Logger } = {}): Router {
+  const r = express.Router();
+  const json = express.json({ limit: opts.maxBodyBytes ?? 256 * 1024 * 1024, type: () => true });
+  const log = opts.logger ?? silentLogger;
+
+  const handle =
+    (fn: (req: Request, res: Response) => Promise<void> | void) => async (req: Request, res: Response, next: NextFunction) => {
+      try {
+        await fn(req, res);
+      } catch (err) {
+        if (err instanceof z.ZodError) return problem(res, 400, 'Invalid Raft message', zodDetail(err));
+        if (err instanceof WireError) return problem(res, 400, 'Invalid Raft message', err.message);
+        if (res.headersSent) return next(err);
+        log.error({ err: String((err as Error)?.stack ?? err), path: req.path }, 'raft endpoint failed');
+        problem(res, 503, 'Raft unavailable', String((err as Error)?.message ?? err));
+      }
+    };
+
+  const checkTo = (to: string | undefined) => {
+    if (to !== undefined && to !== h.selfId) throw new WireError(`message is addressed to ${to}, this node is ${h.selfId}`);
+  };
+
+  r.post(
+    '/raft/vote',
+    json,
+    handle(async (req, res) => {
+      const b = voteRequestSchema.parse(req.body);
+      checkTo(b.to);
+      const m = voteFromWire(b, h.selfId);
+      const resp = await h.handleRequest(m);
+      if (resp && resp.type === 'voteResponse') res.json(voteResponseToWire(resp));
+      else {
+        if (resp) h.deliver(resp);
+        res.json({ term: h.currentTerm(), voteGranted: false, preVote: m.preVote, ignored: true });
+      }
+    }),
+  );
+
+  r.post(
+    '/raft/append',
+    json,
+    handle(async (req, res) => {
+      const b = appendRequestSchema.parse(req.body);
+      checkTo(b.to);
+      const m = appendFromWire(b, h.selfId);
+      const resp = await h.handleRequest(m);
+      if (resp && resp.type === 'appendResponse') res.json(appendResponseToWire(resp));
+      else res.json({ term: h.currentTerm(), success: false, ignored: true });
+    }),
+  );
+
+  r.post(
+    '/raft/timeout-now',
+    json,
+    handle((req, res) => {
+      const b = timeoutNowSchema.parse(req.body);
+      checkTo(b.to);
+      h.deliver({ type: 'timeoutNow', from: b.leaderId, to: h.selfId, term: b.term });
+      res.json({ term: h.currentTerm() });
+    }),
+  );
+
+  r.post(
+    '/raft/message',
+    json,
+    handle((req, res) => {
+      const m = anyMessageFromWire(req.body, h.selfId);
+      h.deliver(m);
+      res.json({ term: h.currentTerm() });
+    }),
+  );
+
+  r.get(
+    '/raft/snapshot/status',
+    handle(async (req, res) => {
+      const q = snapQuery.parse(req.query);
+      res.json(await h.snapshots.status(q.leaderId, q.index, q.size, q.sha256));
+    }),
+  );
+
+  r.put(
+    '/raft/snapshot/chunk',
+    express.raw({ type: () => true, limit: 64 * 1024 * 1024 }),
+    handle(async (req, res) => {
+      const q = snapQuery.parse(req.query);
+      const chunkSha = z.string().regex(/^[0-9a-f]{64}$/).parse(req.headers['x-chunk-sha256']);
+      if (!Buffer.isBuffer(req.body)) throw new WireError('expected an application/octet-stream body');
+      const out = await h.snapshots.chunk(q.leaderId, q.index, q.size, q.sha256, q.offset ?? 0, req.body, chunkSha);
+      if (out.conflict) return problem(res, 409, 'Snapshot offset mismatch', `the receiver has ${out.offset} bytes`, { offset: out.offset });
+      res.json(out);
+    }),
+  );
+
+  r.post(
+    '/raft/snapshot/install',
+    json,
+    handle(async (req, res) => {
+      const b = snapshotInstallSchema.parse(req.body);
+      const path = await h.snapshots.complete(b.leaderId, b.snapshot.index, b.size, b.sha256);
+      const resp = await h.installSnapshot({ type: 'snapshot', from: b.leaderId, to: h.selfId, term: b.term, snapshot: b.snapshot }, path);
+      if (resp && resp.type === 'appendResponse') res.json(appendResponseToWire(resp));
+      else res.json({ term: h.currentTerm(), success: false, ignored: true });
+    }),
+  );
+
+  return r;
+}
