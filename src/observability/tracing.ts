@@ -59,7 +59,6 @@ export interface StartTracingOptions {
   serviceName?: string;
   /** service.instance.id, e.g. the node id or pod name. */
   serviceInstanceId?: string;
-  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -70,7 +69,8 @@ export interface StartTracingOptions {
  * Call once per process, before serving.
  */
 export async function startTracing(opts: StartTracingOptions = {}): Promise<TracingHandle> {
-  const env = opts.env ?? process.env;
+  // The SDK itself reads process.env (exporter, protocol, endpoint, headers, sampler, propagators).
+  const env = process.env;
   if (!tracingEnabledFromEnv(env)) {
     return { enabled: false, flush: async () => {}, shutdown: async () => {} };
   }
