@@ -64,6 +64,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from within the current election timeout (CheckQuorum; never send snapshots to the silent). */
   recentActive = false;
+  /** Leader tick at which the newest round this member has answered was sent (leader leases). */
+  leaseAnchor = Number.NEGATIVE_INFINITY;
   readonly inflights: Inflights;
 
   constructor(

@@ -70,6 +70,16 @@ export class RaftNode implements RaftNodeApi {
   private pendingReads: string[] = [];
 
   private electionElapsed = 0;
+  // Logical clock (ticks since start), for leader leases.
+  private ticks = 0;
+  // Heartbeat rounds: every heartbeat broadcast gets a number (carried as readCtx and echoed back),
+  // and the tick it was sent at, so an answer proves the follower heard us at or after that tick.
+  private roundSeq = 0;
+  private roundSentAt = new Map<number, number>();
+  private sentTimeoutNow = false;
+  // CheckQuorum lease of a node that just (re)started: it may have promised a lease to a leader
+  // before the crash, so it refuses votes for one election timeout (unless the election is a transfer).
+  private startupLease = true;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private leadTransferee: NodeId | null = null;
@@ -95,6 +105,8 @@ export class RaftNode implements RaftNodeApi {
     this.term = hardState.term;
     this.vote = hardState.vote;
     this.becomeFollower(this.term, null);
+    // A node that never had a term can have promised no lease.
+    this.startupLease = hardState.term > 0;
     this.prevHardState = { ...hardState };
     this.prevSoftState = this.softState();
   }
@@ -102,6 +114,7 @@ export class RaftNode implements RaftNodeApi {
   // ---------------------------------------------------------------- public API
 
   tick(): void {
+    this.ticks++;
     if (this.role === 'Leader') this.tickHeartbeat();
     else this.tickElection();
   }
@@ -181,7 +194,9 @@ export class RaftNode implements RaftNodeApi {
         // CheckQuorum leader lease: while we hear from a leader, a disruptive (e.g. rejoining) node
         // cannot unseat it. A transfer is a deliberate election and overrides the lease.
         const inLease =
-          this.cfg.checkQuorum && this.leaderId !== null && this.electionElapsed < this.cfg.electionTick;
+          this.cfg.checkQuorum &&
+          (this.leaderId !== null || this.startupLease) &&
+          this.electionElapsed < this.cfg.electionTick;
         if (!m.transfer && inLease) return;
       }
       if (m.type === 'vote' && m.preVote) {
@@ -319,6 +334,25 @@ export class RaftNode implements RaftNodeApi {
     };
   }
 
+  /** The scalar part of status(), without allocating membership or progress copies (hot paths, metrics). */
+  basicStatus(): {
+    role: Role;
+    leaderId: NodeId | null;
+    term: number;
+    commitIndex: number;
+    appliedIndex: number;
+    lastIndex: number;
+  } {
+    return {
+      role: this.role,
+      leaderId: this.leaderId,
+      term: this.term,
+      commitIndex: this.log.committed,
+      appliedIndex: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+    };
+  }
+
   /** The log as the core sees it, persisted or not (for tests and the simulator's invariant checks). */
   logView(): {
     firstIndex: number;
@@ -359,6 +393,8 @@ export class RaftNode implements RaftNodeApi {
     this.votes = new Map();
     this.readOnly.reset();
     this.pendingReads = [];
+    this.roundSentAt.clear();
+    this.sentTimeoutNow = false;
     this.needBcast = false;
   }
 
@@ -370,6 +406,7 @@ export class RaftNode implements RaftNodeApi {
 
   private becomePreCandidate(): void {
     // Neither term nor vote changes: a PreVote round must leave no trace if it fails.
+    this.startupLease = false;
     this.role = 'PreCandidate';
     this.votes = new Map();
     this.leaderId = null;
@@ -377,6 +414,7 @@ export class RaftNode implements RaftNodeApi {
 
   private becomeCandidate(): void {
     this.reset(this.term + 1);
+    this.startupLease = false;
     this.vote = this.id;
     this.role = 'Candidate';
   }
@@ -417,6 +455,7 @@ export class RaftNode implements RaftNodeApi {
 
   private tickElection(): void {
     this.electionElapsed++;
+    if (this.electionElapsed >= this.cfg.electionTick) this.startupLease = false;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(false);
@@ -426,6 +465,11 @@ export class RaftNode implements RaftNodeApi {
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    // Rounds older than an election timeout can no longer extend a lease.
+    for (const [ctx, at] of this.roundSentAt) {
+      if (at >= this.ticks - this.cfg.electionTick) break;
+      this.roundSentAt.delete(ctx);
+    }
     if (this.electionElapsed >= this.cfg.electionTick) {
       this.electionElapsed = 0;
       if (this.cfg.checkQuorum) {
@@ -443,7 +487,7 @@ export class RaftNode implements RaftNodeApi {
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTick) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat(this.readOnly.lastCtx());
+      this.bcastHeartbeat(this.newRound());
     }
   }
 
@@ -740,7 +784,7 @@ export class RaftNode implements RaftNodeApi {
       prevLogTerm: prevTerm,
       entries: ents,
       leaderCommit: this.log.committed,
-      readCtx: this.readOnly.lastCtx(),
+      readCtx: this.roundSeq,
     });
     if (pr.state === 'replicate') {
       const last = ents[ents.length - 1];
@@ -758,7 +802,11 @@ export class RaftNode implements RaftNodeApi {
     const pr = this.prs.get(m.from);
     if (!pr) return;
     pr.recentActive = true;
-    if (m.readCtx > 0) this.handleReadAck(m.from, m.readCtx);
+    if (m.readCtx > 0) {
+      const at = this.roundSentAt.get(m.readCtx);
+      if (at !== undefined && at > pr.leaseAnchor) pr.leaseAnchor = at;
+      this.handleReadAck(m.from, m.readCtx);
+    }
     if (this.role !== 'Leader') return;
 
     if (!m.success) {
@@ -843,6 +891,8 @@ export class RaftNode implements RaftNodeApi {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    // The transferee's election ignores leases, so ours is void for the rest of this term.
+    this.sentTimeoutNow = true;
     this.send({ type: 'timeoutNow', from: this.id, to, term: this.term });
   }
 
@@ -856,12 +906,37 @@ export class RaftNode implements RaftNodeApi {
 
   private serveRead(requestId: string): void {
     const voters = this.membership.voters;
-    if (this.cfg.readOnly === 'lease' || (voters.length === 1 && voters[0] === this.id)) {
+    if (
+      (this.cfg.readOnly === 'lease' && this.leaseValid()) ||
+      (voters.length === 1 && voters[0] === this.id)
+    ) {
       this.readStates.push({ requestId, index: this.log.committed });
       return;
     }
-    const ctx = this.readOnly.add(this.log.committed, requestId, this.id);
+    const ctx = this.newRound();
+    this.readOnly.add(ctx, this.log.committed, requestId, this.id);
     this.bcastHeartbeat(ctx);
+  }
+
+  private newRound(): number {
+    const ctx = ++this.roundSeq;
+    this.roundSentAt.set(ctx, this.ticks);
+    return ctx;
+  }
+
+  /**
+   * A quorum answered a round sent less than electionTick - 1 ticks ago, so (with CheckQuorum and
+   * clocks that tick at the same rate) none of them will vote in another leader yet. The margin of
+   * one tick covers followers whose ticks are out of phase with ours. Voided by a transfer.
+   */
+  private leaseValid(): boolean {
+    if (!this.cfg.checkQuorum || this.leadTransferee !== null || this.sentTimeoutNow) return false;
+    const horizon = this.ticks - (this.cfg.electionTick - 1);
+    return hasQuorum(this.membership.voters, (id) => {
+      if (id === this.id) return true;
+      const pr = this.prs.get(id);
+      return pr !== undefined && pr.leaseAnchor > horizon;
+    });
   }
 
   private handleReadAck(from: NodeId, ctx: number): void {

@@ -1,6 +1,7 @@
-// Pending ReadIndex requests on the leader (Raft thesis §6.4). Each request gets a context number
-// that rides on heartbeats; a follower's answer echoing ctx c confirms leadership for every request
-// registered at or before c, because c was sent after they were registered.
+// Pending ReadIndex requests on the leader (Raft thesis §6.4). The leader numbers its heartbeat
+// rounds; a request waits for the round started right after it was registered. A follower's answer
+// echoing round c confirms leadership for every request of round c or earlier, because c was sent
+// after they were registered.
 import type { NodeId, ReadState } from './types.js';
 
 interface PendingRead {
@@ -12,17 +13,10 @@ interface PendingRead {
 
 export class ReadOnly {
   private queue: PendingRead[] = [];
-  private seq = 0;
 
-  add(index: number, requestId: string, self: NodeId): number {
-    const ctx = ++this.seq;
+  /** Register a request; `ctx` is the round that will confirm it (increasing across calls). */
+  add(ctx: number, index: number, requestId: string, self: NodeId): void {
     this.queue.push({ ctx, index, requestId, acks: new Set([self]) });
-    return ctx;
-  }
-
-  /** Context of the newest pending request (0 if none): what heartbeats should carry. */
-  lastCtx(): number {
-    return this.queue.length > 0 ? this.queue[this.queue.length - 1]!.ctx : 0;
   }
 
   /** Record an ack, then release every request at the front that a quorum has confirmed. */

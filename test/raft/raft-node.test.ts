@@ -117,7 +117,14 @@ test('lease reads are answered at once but require checkQuorum', () => {
   );
   const c = new TestCluster(['a', 'b', 'c'], { readOnly: 'lease', checkQuorum: true });
   const a = c.elect('a');
+  c.tick(1, ['a']); // one acknowledged heartbeat round starts the lease
   a.raft.readIndex('q');
+  c.drain();
+  assert.equal(a.readStates.length, 1);
+  // without acknowledgements for an election timeout, the lease lapses and reads need a round
+  c.isolate('a');
+  c.tick(9, ['a']);
+  a.raft.readIndex('q2');
   c.drain();
   assert.equal(a.readStates.length, 1);
 });
