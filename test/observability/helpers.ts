@@ -48,3 +48,83 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, what: stri
   }
   throw new Error(`gave up waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
+
+export interface PrometheusServer {
+  url: string;
+  /** Instant query; throws on a non-success status (e.g. a PromQL syntax error). */
+  query(q: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
+  /** Polls until the query returns at least one series. */
+  queryEventually(q: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the real `prometheus` binary (Debian package prometheus) with a temporary config and TSDB
+ * directory, scraping `targets` (host:port) every second with the given extra target labels.
+ */
+export async function startPrometheus(targets: string[], labels: Record<string, string> = {}): Promise<PrometheusServer> {
+  const { spawn } = await import('node:child_process');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'ts-prom-'));
+  const port = await freePort();
+  const labelYaml = Object.entries(labels)
+    .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+    .join(', ');
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    [
+      'global:',
+      '  scrape_interval: 1s',
+      '  evaluation_interval: 1s',
+      'scrape_configs:',
+      '  - job_name: timestore',
+      '    static_configs:',
+      `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`,
+      `        labels: { ${labelYaml} }`,
+      '',
+    ].join('\n'),
+  );
+  const proc = spawn(
+    'prometheus',
+    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  proc.stderr?.on('data', (d) => (stderr += String(d)));
+  const url = `http://127.0.0.1:${port}`;
+  type Result = Array<{ metric: Record<string, string>; value: [number, string] }>;
+  const query = async (q: string): Promise<Result> => {
+    if (proc.exitCode !== null) throw new Error(`prometheus exited (${proc.exitCode}): ${stderr.slice(-1000)}`);
+    const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
+    const body = (await res.json()) as { status: string; error?: string; data: { resultType: string; result: unknown } };
+    if (body.status !== 'success') throw new Error(`query ${q} failed: ${body.error}`);
+    if (body.data.resultType === 'scalar') return [{ metric: {}, value: body.data.result as [number, string] }];
+    return body.data.result as Result;
+  };
+  return {
+    url,
+    query,
+    queryEventually: (q) =>
+      eventually(
+        async () => {
+          if (proc.exitCode !== null) throw new Error(`prometheus exited (${proc.exitCode}): ${stderr.slice(-1000)}`);
+          const r = await query(q).catch((err: Error) => {
+            if (/ECONNREFUSED|fetch failed/.test(String(err.cause ?? err.message))) return [] as Result;
+            throw err;
+          });
+          return r.length > 0 ? r : undefined;
+        },
+        `Prometheus result for ${q}`,
+      ),
+    stop: async () => {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

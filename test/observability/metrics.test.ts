@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import {
   type Metrics,
   type RaftStatusView,
 } from '../../src/observability/metrics.js';
-import { eventually, freePort, listen } from './helpers.js';
+import { listen, startPrometheus } from './helpers.js';
 
 function leaderStatus(over: Partial<RaftStatusView> = {}): RaftStatusView {
   return {
@@ -222,67 +222,21 @@ test('a real Prometheus server scrapes /metrics and returns the values through i
   const app = express();
   app.use(metricsRouter(metrics));
   const target = await listen(app);
-  const dir = mkdtempSync(join(tmpdir(), 'ts-prom-'));
-  const promPort = await freePort();
-  writeFileSync(
-    join(dir, 'prometheus.yml'),
-    [
-      'global:',
-      '  scrape_interval: 1s',
-      '  evaluation_interval: 1s',
-      'scrape_configs:',
-      '  - job_name: timestore',
-      '    static_configs:',
-      `      - targets: ['127.0.0.1:${target.port}']`,
-      '        labels: { pod: timestore-0 }',
-      '',
-    ].join('\n'),
-  );
-  const prom: ChildProcess = spawn(
-    'prometheus',
-    [
-      `--config.file=${join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${promPort}`,
-      '--log.level=warn',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  prom.stderr?.on('data', (d) => (stderr += String(d)));
+  const prom = await startPrometheus([`127.0.0.1:${target.port}`], { pod: 'timestore-0' });
   t.after(async () => {
-    prom.kill('SIGTERM');
-    await new Promise((r) => (prom.exitCode !== null ? r(null) : prom.once('exit', r)));
+    await prom.stop();
     await target.close();
-    rmSync(dir, { recursive: true, force: true });
   });
+  const value = async (q: string) => (await prom.queryEventually(q))[0]!.value[1];
 
-  const query = async (q: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> => {
-    const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
-    const body = (await res.json()) as { status: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
-    assert.equal(body.status, 'success');
-    return body.data.result;
-  };
-  const one = (q: string) =>
-    eventually(
-      async () => {
-        if (prom.exitCode !== null) throw new Error(`prometheus exited: ${stderr}`);
-        const r = await query(q);
-        return r.length > 0 ? r : undefined;
-      },
-      `Prometheus result for ${q} (prometheus stderr: ${stderr.slice(-500)})`,
-    );
-
-  const term = await one('timestore_raft_term');
+  const term = await prom.queryEventually('timestore_raft_term');
   assert.equal(term[0]!.value[1], '7');
   assert.equal(term[0]!.metric.pod, 'timestore-0');
   assert.equal(term[0]!.metric.job, 'timestore');
-  assert.equal((await one('timestore_raft_peer_lag_entries{peer="n3"}'))[0]!.value[1], '35');
-  assert.equal((await one('timestore_storage_size_bytes{file="data.db"}'))[0]!.value[1], '4096');
-  assert.equal((await one('timestore_ingested_points_total{format="json"}'))[0]!.value[1], '42');
-  assert.equal((await one('timestore_raft_is_leader'))[0]!.value[1], '1');
-  const p99 = await one('histogram_quantile(0.99, sum by (le) (timestore_http_request_duration_seconds_bucket))');
-  assert.ok(Number(p99[0]!.value[1]) > 0);
-  const up = await one('up{job="timestore"}');
-  assert.equal(up[0]!.value[1], '1');
+  assert.equal(await value('timestore_raft_peer_lag_entries{peer="n3"}'), '35');
+  assert.equal(await value('timestore_storage_size_bytes{file="data.db"}'), '4096');
+  assert.equal(await value('timestore_ingested_points_total{format="json"}'), '42');
+  assert.equal(await value('timestore_raft_is_leader'), '1');
+  assert.ok(Number(await value('histogram_quantile(0.99, sum by (le) (timestore_http_request_duration_seconds_bucket))')) > 0);
+  assert.equal(await value('up{job="timestore"}'), '1');
 });
