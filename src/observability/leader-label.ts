@@ -44,7 +44,11 @@ const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
  * The in-cluster target from KUBERNETES_SERVICE_HOST/PORT and the mounted service account, or null
  * when not running in a pod (then labelling is simply skipped).
  */
-export function inClusterTarget(env: NodeJS.ProcessEnv = process.env, saDir = SA_DIR, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): KubeTarget | null {
+export function inClusterTarget(
+  env: NodeJS.ProcessEnv = process.env,
+  saDir = SA_DIR,
+  read: (p: string) => string = (p) => readFileSync(p, 'utf8'),
+): KubeTarget | null {
   const host = env.KUBERNETES_SERVICE_HOST;
   if (!host) return null;
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
@@ -60,10 +64,22 @@ export function inClusterTarget(env: NodeJS.ProcessEnv = process.env, saDir = SA
   const podName = env.POD_NAME ?? env.HOSTNAME;
   if (!podName || !namespace) return null;
   const h = host.includes(':') ? `[${host}]` : host; // IPv6 service host
-  return { apiServer: `https://${h}:${port}`, namespace, podName, token: () => read(`${saDir}/token`).trim(), ca };
+  return {
+    apiServer: `https://${h}:${port}`,
+    namespace,
+    podName,
+    token: () => read(`${saDir}/token`).trim(),
+    ca,
+  };
 }
 
-export type PatchTransport = (req: { method: 'PATCH'; url: string; headers: Record<string, string>; body: string; ca?: string | Buffer }) => Promise<{ status: number; body: string }>;
+export type PatchTransport = (req: {
+  method: 'PATCH';
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  ca?: string | Buffer;
+}) => Promise<{ status: number; body: string }>;
 
 /** node:http(s) transport, with the cluster CA for https. */
 export const nodeTransport: PatchTransport = (req) =>
@@ -72,11 +88,18 @@ export const nodeTransport: PatchTransport = (req) =>
     const fn = u.protocol === 'https:' ? httpsRequest : httpRequest;
     const r = fn(
       u,
-      { method: req.method, headers: { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) }, ...(req.ca ? { ca: req.ca } : {}), timeout: 10_000 },
+      {
+        method: req.method,
+        headers: { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) },
+        ...(req.ca ? { ca: req.ca } : {}),
+        timeout: 10_000,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+        );
         res.on('error', reject);
       },
     );
@@ -169,13 +192,18 @@ export function createLeaderLabeler(opts: LeaderLabelerOptions = {}): LeaderLabe
         await patchOnce(value);
         applied = value;
         attempt = 0;
-        opts.logger?.info({ event: 'k8s.label', label: ROLE_LABEL, value, pod: target.podName }, `pod label ${ROLE_LABEL}=${value}`);
+        opts.logger?.info(
+          { event: 'k8s.label', label: ROLE_LABEL, value, pod: target.podName },
+          `pod label ${ROLE_LABEL}=${value}`,
+        );
       } catch (err) {
         attempt++;
         const giveUp = attempt >= maxAttempts;
         opts.logger?.warn(
           { event: 'k8s.label', label: ROLE_LABEL, value, attempt, err: (err as Error).message },
-          giveUp ? `pod label update failed ${attempt} times; retrying every ${forever} ms` : 'pod label update failed; retrying',
+          giveUp
+            ? `pod label update failed ${attempt} times; retrying every ${forever} ms`
+            : 'pod label update failed; retrying',
         );
         if (giveUp) {
           if (forever <= 0) return;

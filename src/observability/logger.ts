@@ -47,7 +47,8 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }
 
-const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
+// Same rule as the API's request context (src/api/request-context.ts): plain tokens only, safe to echo and log.
+const REQUEST_ID_RE = /^[A-Za-z0-9._:/+=-]{1,128}$/;
 const TRACEPARENT_RE = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/;
 
 /** The incoming X-Request-Id if it is sane (≤128 safe characters), else a fresh UUID. */
@@ -85,7 +86,8 @@ export function requestLogger(logger: Logger, opts: RequestLoggerOptions = {}) {
   const quiet = new Set(opts.quietPaths ?? ['/livez', '/readyz', '/readyz/leader', '/metrics']);
   return (req: Request, res: Response, next: NextFunction): void => {
     const start = process.hrtime.bigint();
-    const reqId = requestIdOf(req);
+    // Reuse the id the API's request context already chose (res.locals.requestId), if any.
+    const reqId = typeof res.locals.requestId === 'string' ? res.locals.requestId : requestIdOf(req);
     const traceId = (res.locals.traceId as string | undefined) ?? traceIdOf(req);
     res.setHeader('X-Request-Id', reqId);
     res.locals.requestId = reqId;
@@ -107,7 +109,14 @@ export function requestLogger(logger: Logger, opts: RequestLoggerOptions = {}) {
         ...(res.writableFinished ? {} : { aborted: true }),
       };
       const status = res.statusCode;
-      const level = quiet.has(line.path ?? '') && status < 500 ? 'debug' : status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      const level =
+        quiet.has(line.path ?? '') && status < 500
+          ? 'debug'
+          : status >= 500
+            ? 'error'
+            : status >= 400
+              ? 'warn'
+              : 'info';
       logger[level](line, 'request');
     };
     res.on('finish', finish);
@@ -128,44 +137,84 @@ export interface RaftLogView {
 export interface RaftEventLogger {
   /** Logs what changed since the previous call: role, term, leader, membership. */
   observe(s: RaftLogView): void;
-  snapshot(operation: 'take' | 'install' | 'send', info: { index: number; bytes?: number; seconds?: number; peer?: string; error?: unknown }): void;
+  snapshot(
+    operation: 'take' | 'install' | 'send',
+    info: { index: number; bytes?: number; seconds?: number; peer?: string; error?: unknown },
+  ): void;
 }
 
 export function createRaftEventLogger(logger: Logger): RaftEventLogger {
   let prev: { role: string; leaderId: string | null; term: number; members: string } | null = null;
-  const membersKey = (m: RaftLogView['membership']) => `${[...m.voters].sort().join(',')}|${[...m.learners].sort().join(',')}`;
+  const membersKey = (m: RaftLogView['membership']) =>
+    `${[...m.voters].sort().join(',')}|${[...m.learners].sort().join(',')}`;
   return {
     observe(s) {
       const members = membersKey(s.membership);
       const p = prev;
       prev = { role: s.role, leaderId: s.leaderId, term: s.term, members };
       if (!p) {
-        logger.info({ event: 'raft.start', role: s.role, term: s.term, leaderId: s.leaderId, voters: s.membership.voters, learners: s.membership.learners }, 'raft started');
+        logger.info(
+          {
+            event: 'raft.start',
+            role: s.role,
+            term: s.term,
+            leaderId: s.leaderId,
+            voters: s.membership.voters,
+            learners: s.membership.learners,
+          },
+          'raft started',
+        );
         return;
       }
       if (s.role !== p.role) {
         if (s.role === 'Candidate' || s.role === 'PreCandidate') {
-          logger.info({ event: 'raft.election', role: s.role, term: s.term, from: p.role }, `starting ${s.role === 'PreCandidate' ? 'pre-vote' : 'election'} in term ${s.term}`);
+          logger.info(
+            { event: 'raft.election', role: s.role, term: s.term, from: p.role },
+            `starting ${s.role === 'PreCandidate' ? 'pre-vote' : 'election'} in term ${s.term}`,
+          );
         } else {
-          logger.info({ event: 'raft.role', role: s.role, from: p.role, term: s.term }, `role changed from ${p.role} to ${s.role} in term ${s.term}`);
+          logger.info(
+            { event: 'raft.role', role: s.role, from: p.role, term: s.term },
+            `role changed from ${p.role} to ${s.role} in term ${s.term}`,
+          );
         }
       } else if (s.role === 'Candidate' && s.term !== p.term) {
-        logger.info({ event: 'raft.election', role: s.role, term: s.term, from: p.role }, `starting election in term ${s.term}`);
+        logger.info(
+          { event: 'raft.election', role: s.role, term: s.term, from: p.role },
+          `starting election in term ${s.term}`,
+        );
       }
       if (s.leaderId !== p.leaderId || (s.leaderId !== null && s.term !== p.term)) {
-        if (s.leaderId === null) logger.info({ event: 'raft.leader', leaderId: null, previous: p.leaderId, term: s.term }, 'leader lost');
-        else logger.info({ event: 'raft.leader', leaderId: s.leaderId, previous: p.leaderId, term: s.term }, `leader is ${s.leaderId} in term ${s.term}`);
+        if (s.leaderId === null)
+          logger.info(
+            { event: 'raft.leader', leaderId: null, previous: p.leaderId, term: s.term },
+            'leader lost',
+          );
+        else
+          logger.info(
+            { event: 'raft.leader', leaderId: s.leaderId, previous: p.leaderId, term: s.term },
+            `leader is ${s.leaderId} in term ${s.term}`,
+          );
       }
       if (members !== p.members) {
-        logger.info({ event: 'raft.membership', voters: s.membership.voters, learners: s.membership.learners }, 'membership changed');
+        logger.info(
+          { event: 'raft.membership', voters: s.membership.voters, learners: s.membership.learners },
+          'membership changed',
+        );
       }
     },
     snapshot(operation, info) {
       const { error, ...rest } = info;
       if (error !== undefined) {
-        logger.warn({ event: `raft.snapshot.${operation}`, ...rest, err: error }, `snapshot ${operation} failed`);
+        logger.warn(
+          { event: `raft.snapshot.${operation}`, ...rest, err: error },
+          `snapshot ${operation} failed`,
+        );
       } else {
-        logger.info({ event: `raft.snapshot.${operation}`, ...rest }, `snapshot ${operation} at index ${info.index}`);
+        logger.info(
+          { event: `raft.snapshot.${operation}`, ...rest },
+          `snapshot ${operation} at index ${info.index}`,
+        );
       }
     },
   };

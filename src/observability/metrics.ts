@@ -54,7 +54,9 @@ export type SnapshotOperation = 'take' | 'install' | 'send';
 export type ProposalResult = 'committed' | 'failed' | 'not_leader' | 'timeout';
 
 /** Latency buckets (seconds) for fsync-bound operations: 0.5 ms .. 10 s. */
-export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
 /** Buckets (seconds) for snapshots: 10 ms .. 10 min. */
 export const SNAPSHOT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600];
 
@@ -102,7 +104,11 @@ function metricsFor(registry: Registry) {
         help: 'Highest log index applied to the state machine (data.db).',
         registers: r,
       }),
-      lastIndex: new Gauge({ name: 'timestore_raft_last_index', help: 'Last index in the local Raft log.', registers: r }),
+      lastIndex: new Gauge({
+        name: 'timestore_raft_last_index',
+        help: 'Last index in the local Raft log.',
+        registers: r,
+      }),
       applyLag: new Gauge({
         name: 'timestore_raft_apply_lag_entries',
         help: 'Committed entries not yet applied on this node (commit index - applied index).',
@@ -209,7 +215,11 @@ function metricsFor(registry: Registry) {
         labelNames: ['file'] as const,
         registers: r,
       }),
-      points: new Gauge({ name: 'timestore_storage_points', help: 'Points stored in data.db.', registers: r }),
+      points: new Gauge({
+        name: 'timestore_storage_points',
+        help: 'Points stored in data.db.',
+        registers: r,
+      }),
     },
     api: {
       requestDuration: new Histogram({
@@ -280,7 +290,11 @@ export function createMetrics(registry: Registry = new Registry(), opts: CreateM
  */
 function addDefaultMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry });
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ]) {
     registry.removeSingleMetric(name);
   }
 }
@@ -478,7 +492,10 @@ export function metricsRouter(metrics: Metrics, path = '/metrics'): Router {
       res.setHeader('Content-Type', metrics.registry.contentType);
       res.send(body);
     } catch (err) {
-      res.status(500).type('text/plain').send(`metrics collection failed: ${(err as Error).message}\n`);
+      res
+        .status(500)
+        .type('text/plain')
+        .send(`metrics collection failed: ${(err as Error).message}\n`);
     }
   });
   return router;

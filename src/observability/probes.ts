@@ -70,10 +70,16 @@ export type ProbeResult = { ok: true; detail: string } | { ok: false; reason: Pr
 const DEFAULTS = { maxLagEntries: 1000, maxEventLoopDelayMs: 5000, learnersReady: true };
 
 /** Liveness: fatal error or a sluggish event loop (ignored during the startup phases). Never Raft state. */
-export function liveness(state: Pick<ProbeState, 'phase' | 'fatalError'>, eventLoopDelayMs: number, opts: ProbeOptions = {}): ProbeResult {
+export function liveness(
+  state: Pick<ProbeState, 'phase' | 'fatalError'>,
+  eventLoopDelayMs: number,
+  opts: ProbeOptions = {},
+): ProbeResult {
   const max = opts.maxEventLoopDelayMs ?? DEFAULTS.maxEventLoopDelayMs;
-  if (state.fatalError) return { ok: false, reason: 'fatal-error', detail: `fatal error: ${state.fatalError}` };
-  const startup = state.phase === 'starting' || state.phase === 'replaying' || state.phase === 'installing-snapshot';
+  if (state.fatalError)
+    return { ok: false, reason: 'fatal-error', detail: `fatal error: ${state.fatalError}` };
+  const startup =
+    state.phase === 'starting' || state.phase === 'replaying' || state.phase === 'installing-snapshot';
   if (!startup && eventLoopDelayMs > max) {
     return {
       ok: false,
@@ -108,10 +114,13 @@ export function readiness(state: ProbeState, opts: ProbeOptions = {}): ProbeResu
     return {
       ok: false,
       reason: 'not-a-member',
-      detail: learner ? `node ${s.id} is a learner still catching up` : `node ${s.id} is not a member of the cluster configuration`,
+      detail: learner
+        ? `node ${s.id} is a learner still catching up`
+        : `node ${s.id} is not a member of the cluster configuration`,
     };
   }
-  if (s.leaderId === null) return { ok: false, reason: 'no-leader', detail: `no leader is known in term ${s.term}` };
+  if (s.leaderId === null)
+    return { ok: false, reason: 'no-leader', detail: `no leader is known in term ${s.term}` };
   const leaderCommit = Math.max(state.leaderCommitIndex ?? 0, s.commitIndex);
   const lag = leaderCommit - s.appliedIndex;
   if (lag > maxLag) {
@@ -130,10 +139,18 @@ export function leaderReadiness(state: ProbeState, opts: ProbeOptions = {}): Pro
   if (!r.ok) return r;
   const s = state.raft!;
   if (s.role !== 'Leader') {
-    return { ok: false, reason: 'not-leader', detail: `node ${s.id} is a ${s.role.toLowerCase()}; the leader is ${s.leaderId}` };
+    return {
+      ok: false,
+      reason: 'not-leader',
+      detail: `node ${s.id} is a ${s.role.toLowerCase()}; the leader is ${s.leaderId}`,
+    };
   }
   if (s.leadTransferee) {
-    return { ok: false, reason: 'transferring-leadership', detail: `leadership is being transferred to ${s.leadTransferee}` };
+    return {
+      ok: false,
+      reason: 'transferring-leadership',
+      detail: `leadership is being transferred to ${s.leadTransferee}`,
+    };
   }
   return { ok: true, detail: `leader in term ${s.term}` };
 }
@@ -161,41 +178,78 @@ export function createEventLoopMonitor(resolutionMs = 20): EventLoopMonitor {
   };
 }
 
-/** RFC 9457 body of a failed probe. */
-export function probeProblem(check: 'livez' | 'readyz' | 'readyz/leader', r: Extract<ProbeResult, { ok: false }>) {
+/**
+ * RFC 9457 body of a failed probe. Type and title are the API's `unavailable` problem type
+ * (src/api/problem.ts); `reason` is the machine-readable ProbeReason, `check` the probe.
+ */
+export function probeProblem(
+  check: 'livez' | 'readyz' | 'readyz/leader',
+  r: Extract<ProbeResult, { ok: false }>,
+  requestId?: string,
+) {
   return {
-    type: 'about:blank',
-    title: 'Service Unavailable',
+    type: 'urn:timestore:problem:unavailable',
+    title: 'Service unavailable',
     status: 503,
     detail: r.detail,
     check,
     reason: r.reason,
+    ...(requestId ? { requestId } : {}),
   };
 }
 
 export interface ProbesRouterOptions extends ProbeOptions {
   /** Event-loop monitor (one is created, and stopped with the router's `stop()`, if omitted). */
   eventLoop?: EventLoopMonitor;
+  /**
+   * Fields added to every 200 body, e.g. { nodeId, version }: with them /livez answers exactly the
+   * API's Livez shape {status: 'ok', nodeId, version}, so this router can replace the app's /livez.
+   */
+  info?: Record<string, string>;
 }
 
 /**
  * Router serving GET /livez, /readyz, /readyz/leader. `getState` is called on every probe.
  * Call `router.stop()` on shutdown to stop the event-loop monitor it created.
  */
-export function probesRouter(getState: () => ProbeState, opts: ProbesRouterOptions = {}): Router & { stop(): void } {
+export function probesRouter(
+  getState: () => ProbeState,
+  opts: ProbesRouterOptions = {},
+): Router & { stop(): void } {
   const router = Router() as Router & { stop(): void };
   const ownMonitor = !opts.eventLoop;
   const monitor = opts.eventLoop ?? createEventLoopMonitor();
   router.stop = () => {
     if (ownMonitor) monitor.stop();
   };
+  const info = opts.info ?? {};
   const send = (res: Response, check: 'livez' | 'readyz' | 'readyz/leader', r: ProbeResult) => {
     res.setHeader('Cache-Control', 'no-store');
     if (r.ok) {
-      res.status(200).json({ status: 'ok', check, detail: r.detail });
+      res
+        .status(200)
+        .json(check === 'livez' ? { status: 'ok', ...info } : { status: 'ok', ...info, detail: r.detail });
     } else {
-      res.status(503).type('application/problem+json').send(JSON.stringify(probeProblem(check, r)));
+      const requestId = typeof res.locals.requestId === 'string' ? res.locals.requestId : undefined;
+      res
+        .status(503)
+        .type('application/problem+json')
+        .send(JSON.stringify(probeProblem(check, r, requestId)));
     }
+  };
+  const methodNotAllowed = (_req: Request, res: Response) => {
+    res
+      .status(405)
+      .setHeader('Allow', 'GET, HEAD')
+      .type('application/problem+json')
+      .send(
+        JSON.stringify({
+          type: 'urn:timestore:problem:method-not-allowed',
+          title: 'Method not allowed',
+          status: 405,
+          detail: 'use GET',
+        }),
+      );
   };
   const safeState = (): ProbeState | Error => {
     try {
@@ -204,23 +258,110 @@ export function probesRouter(getState: () => ProbeState, opts: ProbesRouterOptio
       return err as Error;
     }
   };
-  router.get('/livez', (_req: Request, res: Response) => {
-    const st = safeState();
-    // A failing status getter is not a reason to restart the process: liveness only looks at the loop.
-    const state = st instanceof Error ? { phase: 'running' as const, fatalError: null } : st;
-    send(res, 'livez', liveness(state, monitor.p99DelayMs(), opts));
-  });
-  router.get('/readyz', (_req: Request, res: Response) => {
-    const st = safeState();
-    send(res, 'readyz', st instanceof Error ? { ok: false, reason: 'starting', detail: `status unavailable: ${st.message}` } : readiness(st, opts));
-  });
-  router.get('/readyz/leader', (_req: Request, res: Response) => {
-    const st = safeState();
-    send(
-      res,
-      'readyz/leader',
-      st instanceof Error ? { ok: false, reason: 'starting', detail: `status unavailable: ${st.message}` } : leaderReadiness(st, opts),
-    );
-  });
+  router
+    .route('/livez')
+    .get((_req: Request, res: Response) => {
+      const st = safeState();
+      // A failing status getter is not a reason to restart the process: liveness only looks at the loop.
+      const state = st instanceof Error ? { phase: 'running' as const, fatalError: null } : st;
+      send(res, 'livez', liveness(state, monitor.p99DelayMs(), opts));
+    })
+    .all(methodNotAllowed);
+  router
+    .route('/readyz')
+    .get((_req: Request, res: Response) => {
+      const st = safeState();
+      send(
+        res,
+        'readyz',
+        st instanceof Error
+          ? { ok: false, reason: 'starting', detail: `status unavailable: ${st.message}` }
+          : readiness(st, opts),
+      );
+    })
+    .all(methodNotAllowed);
+  router
+    .route('/readyz/leader')
+    .get((_req: Request, res: Response) => {
+      const st = safeState();
+      send(
+        res,
+        'readyz/leader',
+        st instanceof Error
+          ? { ok: false, reason: 'starting', detail: `status unavailable: ${st.message}` }
+          : leaderReadiness(st, opts),
+      );
+    })
+    .all(methodNotAllowed);
   return router;
 }
+
+const problemResponse = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+});
+const okResponse = (description: string) => ({
+  description,
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        properties: {
+          status: { const: 'ok' },
+          nodeId: { type: 'string' },
+          version: { type: 'string' },
+          detail: { type: 'string' },
+        },
+        required: ['status'],
+      },
+    },
+  },
+});
+const reasons = (list: ProbeReason[]) => `\`reason\` is one of: ${list.join(', ')}.`;
+
+/** OpenAPI 3.1 path items of the probes (for createApp's `openapiPaths`). */
+export const probesOpenApiPaths: Record<string, Record<string, unknown>> = {
+  '/livez': {
+    get: {
+      operationId: 'livez',
+      tags: ['Health'],
+      summary: 'Liveness: the process and its event loop are healthy (never depends on Raft or quorum)',
+      responses: {
+        200: {
+          description: 'Alive.',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Livez' } } },
+        },
+        503: problemResponse(
+          `Not alive: restart the process. ${reasons(['fatal-error', 'event-loop-blocked'])}`,
+        ),
+      },
+    },
+  },
+  '/readyz': {
+    get: {
+      operationId: 'readyz',
+      tags: ['Health'],
+      summary: 'Readiness: member of the cluster, leader known, applied index within the allowed lag',
+      responses: {
+        200: okResponse('Ready to serve.'),
+        503: problemResponse(
+          `Not ready. ${reasons(['starting', 'replaying-log', 'installing-snapshot', 'stopping', 'not-a-member', 'no-leader', 'lagging'])}`,
+        ),
+      },
+    },
+  },
+  '/readyz/leader': {
+    get: {
+      operationId: 'readyzLeader',
+      tags: ['Health'],
+      summary:
+        'Leader readiness: ready and the Raft leader (for the leader Service / load-balancer health checks)',
+      responses: {
+        200: okResponse('This node is the leader and ready.'),
+        503: problemResponse(
+          `Not the (ready) leader. ${reasons(['not-leader', 'transferring-leadership'])} Or any /readyz reason.`,
+        ),
+      },
+    },
+  },
+};

@@ -91,7 +91,10 @@ export async function startTracing(opts: StartTracingOptions = {}): Promise<Trac
   return {
     enabled: true,
     async flush() {
-      const provider = trace.getTracerProvider() as unknown as { forceFlush?: () => Promise<void>; getDelegate?: () => unknown };
+      const provider = trace.getTracerProvider() as unknown as {
+        forceFlush?: () => Promise<void>;
+        getDelegate?: () => unknown;
+      };
       const delegate = (provider.getDelegate?.() ?? provider) as { forceFlush?: () => Promise<void> };
       await delegate.forceFlush?.();
     },
@@ -124,13 +127,19 @@ const headerGetter: TextMapGetter<Record<string, string | string[] | undefined>>
  * Adds W3C `traceparent` / `tracestate` (and baggage, per OTEL_PROPAGATORS) for `ctx` (default: the
  * active context) to `headers` and returns it. Use on forwarded writes and Raft RPCs.
  */
-export function injectTraceHeaders<H extends Record<string, string>>(headers: H, ctx: Context = context.active()): H {
+export function injectTraceHeaders<H extends Record<string, string>>(
+  headers: H,
+  ctx: Context = context.active(),
+): H {
   propagation.inject(ctx, headers);
   return headers;
 }
 
 /** The context carried by incoming headers (node's IncomingHttpHeaders or a plain object). */
-export function extractTraceContext(headers: Record<string, string | string[] | undefined>, base: Context = ROOT_CONTEXT): Context {
+export function extractTraceContext(
+  headers: Record<string, string | string[] | undefined>,
+  base: Context = ROOT_CONTEXT,
+): Context {
   return propagation.extract(base, headers, headerGetter);
 }
 
@@ -144,7 +153,11 @@ export async function withSpan<T>(
   fn: (span: Span) => Promise<T> | T,
 ): Promise<T> {
   const parent = opts.parent ?? context.active();
-  const span = tracer().startSpan(name, { kind: opts.kind ?? SpanKind.INTERNAL, attributes: opts.attributes }, parent);
+  const span = tracer().startSpan(
+    name,
+    { kind: opts.kind ?? SpanKind.INTERNAL, attributes: opts.attributes },
+    parent,
+  );
   try {
     return await context.with(trace.setSpan(parent, span), () => fn(span));
   } catch (err) {
@@ -200,28 +213,57 @@ export function tracingMiddleware() {
 }
 
 /** CLIENT span around forwarding a write to the leader; `fn` gets headers to send (traceparent added). */
-export function forwardSpan<T>(leader: { id: string | null; url: string }, fn: (headers: Record<string, string>) => Promise<T>): Promise<T> {
+export function forwardSpan<T>(
+  leader: { id: string | null; url: string },
+  fn: (headers: Record<string, string>) => Promise<T>,
+): Promise<T> {
   return withSpan(
     'timestore.forward',
-    { kind: SpanKind.CLIENT, attributes: { 'timestore.leader.id': leader.id ?? '', 'server.address': leader.url } },
+    {
+      kind: SpanKind.CLIENT,
+      attributes: { 'timestore.leader.id': leader.id ?? '', 'server.address': leader.url },
+    },
     () => fn(injectTraceHeaders({})),
   );
 }
 
 /** CLIENT span around a Raft RPC (append, vote, snapshot) to a peer; `fn` gets headers to send. */
-export function raftRpcSpan<T>(rpc: string, peer: string, fn: (headers: Record<string, string>) => Promise<T>, attributes: Attributes = {}): Promise<T> {
-  return withSpan(`raft.${rpc}`, { kind: SpanKind.CLIENT, attributes: { 'timestore.peer': peer, ...attributes } }, () => fn(injectTraceHeaders({})));
-}
-
-/** Snapshot send (leader → follower, CLIENT) and install (follower, INTERNAL) spans. */
-export function snapshotSendSpan<T>(peer: string, index: number, fn: (headers: Record<string, string>) => Promise<T>): Promise<T> {
-  return withSpan('raft.snapshot.send', { kind: SpanKind.CLIENT, attributes: { 'timestore.peer': peer, 'timestore.snapshot.index': index } }, () =>
-    fn(injectTraceHeaders({})),
+export function raftRpcSpan<T>(
+  rpc: string,
+  peer: string,
+  fn: (headers: Record<string, string>) => Promise<T>,
+  attributes: Attributes = {},
+): Promise<T> {
+  return withSpan(
+    `raft.${rpc}`,
+    { kind: SpanKind.CLIENT, attributes: { 'timestore.peer': peer, ...attributes } },
+    () => fn(injectTraceHeaders({})),
   );
 }
 
-export function snapshotInstallSpan<T>(index: number, fn: (span: Span) => Promise<T> | T, parent?: Context): Promise<T> {
-  return withSpan('raft.snapshot.install', { attributes: { 'timestore.snapshot.index': index }, ...(parent ? { parent } : {}) }, fn);
+/** Snapshot send (leader → follower, CLIENT) and install (follower, INTERNAL) spans. */
+export function snapshotSendSpan<T>(
+  peer: string,
+  index: number,
+  fn: (headers: Record<string, string>) => Promise<T>,
+): Promise<T> {
+  return withSpan(
+    'raft.snapshot.send',
+    { kind: SpanKind.CLIENT, attributes: { 'timestore.peer': peer, 'timestore.snapshot.index': index } },
+    () => fn(injectTraceHeaders({})),
+  );
+}
+
+export function snapshotInstallSpan<T>(
+  index: number,
+  fn: (span: Span) => Promise<T> | T,
+  parent?: Context,
+): Promise<T> {
+  return withSpan(
+    'raft.snapshot.install',
+    { attributes: { 'timestore.snapshot.index': index }, ...(parent ? { parent } : {}) },
+    fn,
+  );
 }
 
 export function snapshotTakeSpan<T>(index: number, fn: (span: Span) => Promise<T> | T): Promise<T> {
@@ -244,7 +286,10 @@ export interface ProposalSpan {
   readonly context: Context;
 }
 
-export function startProposalSpan(attributes: Attributes = {}, parent: Context = context.active()): ProposalSpan {
+export function startProposalSpan(
+  attributes: Attributes = {},
+  parent: Context = context.active(),
+): ProposalSpan {
   const t = tracer();
   const root = t.startSpan('raft.proposal', { kind: SpanKind.INTERNAL, attributes }, parent);
   const ctx = trace.setSpan(parent, root);

@@ -15,7 +15,10 @@ interface Panel {
 }
 
 /** Every target expr of every panel (rows' nested panels included), plus query variables. */
-export function dashboardQueries(dashboard: { panels?: Panel[]; templating?: { list?: Array<{ name: string; query?: unknown }> } }): PanelQuery[] {
+export function dashboardQueries(dashboard: {
+  panels?: Panel[];
+  templating?: { list?: Array<{ name: string; query?: unknown }> };
+}): PanelQuery[] {
   const out: PanelQuery[] = [];
   const walk = (ps: Panel[] | undefined) => {
     for (const p of ps ?? []) {
@@ -37,7 +40,20 @@ export function loadDashboard(path: string) {
 }
 
 const KEYWORDS = new Set([
-  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'inf', 'nan', 'atan2',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'inf',
+  'nan',
+  'atan2',
 ]);
 
 /** Metric names a PromQL expression selects (functions, keywords, labels, strings and ranges excluded). */
@@ -70,7 +86,8 @@ export function matcherLabels(expr: string): Array<{ metric: string; label: stri
   let m: RegExpExecArray | null;
   while ((m = re.exec(expr))) {
     const body = m[2]!.replace(/"(?:[^"\\]|\\.)*"/g, '""');
-    for (const lm of body.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)/g)) out.push({ metric: m[1]!, label: lm[1]! });
+    for (const lm of body.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)/g))
+      out.push({ metric: m[1]!, label: lm[1]! });
   }
   return out;
 }

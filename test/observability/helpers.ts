@@ -3,7 +3,9 @@ import type { Server } from 'node:http';
 import { createServer as netServer } from 'node:net';
 import type { Express } from 'express';
 
-export async function listen(app: Express): Promise<{ server: Server; url: string; port: number; close(): Promise<void> }> {
+export async function listen(
+  app: Express,
+): Promise<{ server: Server; url: string; port: number; close(): Promise<void> }> {
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
   });
@@ -35,7 +37,12 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `fn` until it returns a non-undefined value; gives up after `attempts` tries. */
-export async function eventually<T>(fn: () => Promise<T | undefined>, what: string, attempts = 300, everyMs = 100): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined>,
+  what: string,
+  attempts = 300,
+  everyMs = 100,
+): Promise<T> {
   let last: unknown;
   for (let i = 0; i < attempts; i++) {
     try {
@@ -62,7 +69,10 @@ export interface PrometheusServer {
  * Starts the real `prometheus` binary (Debian package prometheus) with a temporary config and TSDB
  * directory, scraping `targets` (host:port) every second with the given extra target labels.
  */
-export async function startPrometheus(targets: string[], labels: Record<string, string> = {}): Promise<PrometheusServer> {
+export async function startPrometheus(
+  targets: string[],
+  labels: Record<string, string> = {},
+): Promise<PrometheusServer> {
   const { spawn } = await import('node:child_process');
   const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
@@ -88,7 +98,12 @@ export async function startPrometheus(targets: string[], labels: Record<string, 
   );
   const proc = spawn(
     'prometheus',
-    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -96,28 +111,32 @@ export async function startPrometheus(targets: string[], labels: Record<string, 
   const url = `http://127.0.0.1:${port}`;
   type Result = Array<{ metric: Record<string, string>; value: [number, string] }>;
   const query = async (q: string): Promise<Result> => {
-    if (proc.exitCode !== null) throw new Error(`prometheus exited (${proc.exitCode}): ${stderr.slice(-1000)}`);
+    if (proc.exitCode !== null)
+      throw new Error(`prometheus exited (${proc.exitCode}): ${stderr.slice(-1000)}`);
     const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
-    const body = (await res.json()) as { status: string; error?: string; data: { resultType: string; result: unknown } };
+    const body = (await res.json()) as {
+      status: string;
+      error?: string;
+      data: { resultType: string; result: unknown };
+    };
     if (body.status !== 'success') throw new Error(`query ${q} failed: ${body.error}`);
-    if (body.data.resultType === 'scalar') return [{ metric: {}, value: body.data.result as [number, string] }];
+    if (body.data.resultType === 'scalar')
+      return [{ metric: {}, value: body.data.result as [number, string] }];
     return body.data.result as Result;
   };
   return {
     url,
     query,
     queryEventually: (q) =>
-      eventually(
-        async () => {
-          if (proc.exitCode !== null) throw new Error(`prometheus exited (${proc.exitCode}): ${stderr.slice(-1000)}`);
-          const r = await query(q).catch((err: Error) => {
-            if (/ECONNREFUSED|fetch failed/.test(String(err.cause ?? err.message))) return [] as Result;
-            throw err;
-          });
-          return r.length > 0 ? r : undefined;
-        },
-        `Prometheus result for ${q}`,
-      ),
+      eventually(async () => {
+        if (proc.exitCode !== null)
+          throw new Error(`prometheus exited (${proc.exitCode}): ${stderr.slice(-1000)}`);
+        const r = await query(q).catch((err: Error) => {
+          if (/ECONNREFUSED|fetch failed/.test(String(err.cause ?? err.message))) return [] as Result;
+          throw err;
+        });
+        return r.length > 0 ? r : undefined;
+      }, `Prometheus result for ${q}`),
     stop: async () => {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));

@@ -14,29 +14,46 @@ import {
 
 test('desired label: only the leader is labelled leader', () => {
   assert.equal(desiredRoleLabel('Leader'), 'leader');
-  for (const r of ['Follower', 'Candidate', 'PreCandidate', 'anything']) assert.equal(desiredRoleLabel(r), 'follower');
+  for (const r of ['Follower', 'Candidate', 'PreCandidate', 'anything'])
+    assert.equal(desiredRoleLabel(r), 'follower');
   assert.deepEqual(roleLabelPatch('leader'), { metadata: { labels: { 'timestore.io/role': 'leader' } } });
 });
 
 test('in-cluster target from the environment and the service-account mount; null outside a cluster', () => {
-  const files: Record<string, string> = { '/sa/token': 'tok\n', '/sa/ca.crt': 'PEM', '/sa/namespace': 'db\n' };
+  const files: Record<string, string> = {
+    '/sa/token': 'tok\n',
+    '/sa/ca.crt': 'PEM',
+    '/sa/namespace': 'db\n',
+  };
   const read = (p: string) => {
     const v = files[p];
     if (v === undefined) throw new Error(`ENOENT ${p}`);
     return v;
   };
   assert.equal(inClusterTarget({}, '/sa', read), null, 'not in a cluster');
-  const t = inClusterTarget({ KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', HOSTNAME: 'ts-0' }, '/sa', read)!;
+  const t = inClusterTarget(
+    { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', HOSTNAME: 'ts-0' },
+    '/sa',
+    read,
+  )!;
   assert.equal(t.apiServer, 'https://10.96.0.1:443');
   assert.equal(t.namespace, 'db');
   assert.equal(t.podName, 'ts-0');
   assert.equal(t.token(), 'tok');
   assert.equal(t.ca, 'PEM');
-  const t2 = inClusterTarget({ KUBERNETES_SERVICE_HOST: 'fd00::1', POD_NAME: 'ts-1', POD_NAMESPACE: 'other', HOSTNAME: 'x' }, '/sa', read)!;
+  const t2 = inClusterTarget(
+    { KUBERNETES_SERVICE_HOST: 'fd00::1', POD_NAME: 'ts-1', POD_NAMESPACE: 'other', HOSTNAME: 'x' },
+    '/sa',
+    read,
+  )!;
   assert.equal(t2.apiServer, 'https://[fd00::1]:443');
   assert.equal(t2.podName, 'ts-1');
   assert.equal(t2.namespace, 'other');
-  assert.equal(inClusterTarget({ KUBERNETES_SERVICE_HOST: '10.96.0.1', HOSTNAME: 'ts-0' }, '/none', read), null, 'no service account');
+  assert.equal(
+    inClusterTarget({ KUBERNETES_SERVICE_HOST: '10.96.0.1', HOSTNAME: 'ts-0' }, '/none', read),
+    null,
+    'no service account',
+  );
   assert.equal(createLeaderLabeler({ target: null }), null);
 });
 
@@ -80,7 +97,8 @@ test('patches its own pod through the Kubernetes API with a merge patch and the 
 });
 
 const target: KubeTarget = { apiServer: 'https://k8s', namespace: 'ns', podName: 'p', token: () => 't' };
-const valueOf = (body: string) => (JSON.parse(body) as ReturnType<typeof roleLabelPatch>).metadata.labels[ROLE_LABEL];
+const valueOf = (body: string) =>
+  (JSON.parse(body) as ReturnType<typeof roleLabelPatch>).metadata.labels[ROLE_LABEL];
 
 test('retries failures with exponential backoff, then succeeds', async () => {
   const sent: string[] = [];
@@ -113,7 +131,13 @@ test('after maxAttempts it keeps retrying slowly; a transport that throws is sur
     if (++calls <= 4) throw new Error('ECONNREFUSED');
     return { status: 200, body: '{}' };
   };
-  const labeler = createLeaderLabeler({ target, transport, maxAttempts: 2, retryForeverEveryMs: 30_000, sleep: async (ms) => void delays.push(ms) })!;
+  const labeler = createLeaderLabeler({
+    target,
+    transport,
+    maxAttempts: 2,
+    retryForeverEveryMs: 30_000,
+    sleep: async (ms) => void delays.push(ms),
+  })!;
   labeler.update('Follower');
   await labeler.idle();
   assert.equal(labeler.applied(), 'follower');

@@ -2,7 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import express from 'express';
-import { createLogger, createRaftEventLogger, requestLogger, resolveLogLevel } from '../../src/observability/logger.js';
+import {
+  createLogger,
+  createRaftEventLogger,
+  requestLogger,
+  resolveLogLevel,
+} from '../../src/observability/logger.js';
 import { eventually, listen } from './helpers.js';
 
 function capture() {
@@ -72,7 +77,10 @@ test('one line per request with request id (given or generated) and trace id fro
     await res.text();
     await (await fetch(`${srv.url}/readyz`)).text();
     // The line is written on 'finish', which may come a moment after the client has the body.
-    await eventually(async () => (lines.filter((l) => l.msg === 'request').length >= 2 ? true : undefined), 'request lines');
+    await eventually(
+      async () => (lines.filter((l) => l.msg === 'request').length >= 2 ? true : undefined),
+      'request lines',
+    );
 
     const inside = lines.find((l) => l.msg === 'inside handler')!;
     assert.equal(inside.reqId, 'req-123');
@@ -107,7 +115,13 @@ test('Raft event logger: role changes, elections, leaders, membership and snapsh
   r.observe({ id: 'n1', role: 'Candidate', leaderId: null, term: 2, membership: m3 });
   r.observe({ id: 'n1', role: 'Candidate', leaderId: null, term: 3, membership: m3 });
   r.observe({ id: 'n1', role: 'Leader', leaderId: 'n1', term: 3, membership: m3 });
-  r.observe({ id: 'n1', role: 'Leader', leaderId: 'n1', term: 3, membership: { voters: ['n1', 'n2', 'n3'], learners: ['n4'] } });
+  r.observe({
+    id: 'n1',
+    role: 'Leader',
+    leaderId: 'n1',
+    term: 3,
+    membership: { voters: ['n1', 'n2', 'n3'], learners: ['n4'] },
+  });
   r.snapshot('take', { index: 500, bytes: 1024, seconds: 0.2 });
   r.snapshot('send', { index: 500, peer: 'n4', error: new Error('reset') });
   const events = lines.map((l) => `${l.level}:${l.event}`);

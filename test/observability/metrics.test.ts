@@ -39,11 +39,22 @@ function leaderStatus(over: Partial<RaftStatusView> = {}): RaftStatusView {
 }
 
 /** A metrics set with every metric given a value (so every family appears in the exposition). */
-function populated(): { metrics: Metrics; setStatus(s: RaftStatusView): void; raft: ReturnType<typeof bindRaftStatus> } {
+function populated(): {
+  metrics: Metrics;
+  setStatus(s: RaftStatusView): void;
+  raft: ReturnType<typeof bindRaftStatus>;
+} {
   const metrics = createMetrics(undefined, { version: '0.1.0' });
   let status = leaderStatus();
   const raft = bindRaftStatus(metrics, () => status);
-  bindStorageSizes(metrics, () => ({ dataDbBytes: 4096, dataWalBytes: 512, raftDbBytes: 8192, raftWalBytes: 1024, snapshotBytes: 2048, points: 1234 }));
+  bindStorageSizes(metrics, () => ({
+    dataDbBytes: 4096,
+    dataWalBytes: 512,
+    raftDbBytes: 8192,
+    raftWalBytes: 1024,
+    snapshotBytes: 2048,
+    points: 1234,
+  }));
   metrics.raft.proposals.inc({ result: 'committed' }, 5);
   metrics.raft.proposals.inc({ result: 'not_leader' });
   metrics.raft.proposalsPending.set(2);
@@ -86,7 +97,11 @@ test('every TimeStore metric has the timestore_ prefix, counters end in _total, 
   assert.ok(ours.length >= 30, `expected the full set, got ${ours.length}`);
   for (const f of families) {
     if (!f.name.startsWith('timestore_')) {
-      assert.match(f.name, /^(process_|nodejs_)/, `only process defaults may go without the prefix: ${f.name}`);
+      assert.match(
+        f.name,
+        /^(process_|nodejs_)/,
+        `only process defaults may go without the prefix: ${f.name}`,
+      );
     }
     if (String(f.type) === 'counter') assert.match(f.name, /_total$/, f.name);
     assert.ok(f.help.length > 0, f.name);
@@ -112,7 +127,11 @@ test('Raft gauges come from the status getter at scrape time; peer series only o
   assert.equal(sampleValue(text, 'timestore_raft_peer_match_index{peer="n3"}'), 90);
   assert.equal(sampleValue(text, 'timestore_raft_peer_lag_entries{peer="n3"}'), 35);
   assert.equal(sampleValue(text, 'timestore_raft_peer_lag_entries{peer="n2"}'), 0);
-  assert.equal(sampleValue(text, 'timestore_raft_peer_lag_entries{peer="n1"}'), undefined, 'the leader itself is not a peer');
+  assert.equal(
+    sampleValue(text, 'timestore_raft_peer_lag_entries{peer="n1"}'),
+    undefined,
+    'the leader itself is not a peer',
+  );
   assert.equal(sampleValue(text, 'timestore_storage_size_bytes{file="raft.db-wal"}'), 1024);
   assert.equal(sampleValue(text, 'timestore_storage_points'), 1234);
   assert.equal(sampleValue(text, 'timestore_raft_snapshots_total{operation="send",result="error"}'), 1);
@@ -124,7 +143,11 @@ test('Raft gauges come from the status getter at scrape time; peer series only o
   assert.equal(sampleValue(text, 'timestore_raft_term'), 8);
   assert.equal(sampleValue(text, 'timestore_raft_is_leader'), 0);
   assert.equal(sampleValue(text, 'timestore_raft_role{role="Follower"}'), 1);
-  assert.equal(sampleValue(text, 'timestore_raft_peer_lag_entries{peer="n3"}'), undefined, 'peer series dropped on step-down');
+  assert.equal(
+    sampleValue(text, 'timestore_raft_peer_lag_entries{peer="n3"}'),
+    undefined,
+    'peer series dropped on step-down',
+  );
   assert.equal(sampleValue(text, 'timestore_raft_peer_match_index{peer="n2"}'), undefined);
 });
 
@@ -198,7 +221,8 @@ test('request middleware labels by route template (bounded cardinality) and stat
   app.use('/api', api);
   const srv = await listen(app);
   try {
-    for (const d of ['a', 'b', 'c']) assert.equal((await fetch(`${srv.url}/api/timeseries/device/${d}`)).status, 200);
+    for (const d of ['a', 'b', 'c'])
+      assert.equal((await fetch(`${srv.url}/api/timeseries/device/${d}`)).status, 200);
     assert.equal((await fetch(`${srv.url}/api/timeseries`, { method: 'POST' })).status, 400);
     assert.equal((await fetch(`${srv.url}/no/such/${Math.random()}`)).status, 404);
     const res = await fetch(`${srv.url}/metrics`);
@@ -206,11 +230,26 @@ test('request middleware labels by route template (bounded cardinality) and stat
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await res.text();
     assert.equal(
-      sampleValue(text, 'timestore_http_request_duration_seconds_count{method="GET",route="/api/timeseries/device/:deviceId",status="200"}'),
+      sampleValue(
+        text,
+        'timestore_http_request_duration_seconds_count{method="GET",route="/api/timeseries/device/:deviceId",status="200"}',
+      ),
       3,
     );
-    assert.equal(sampleValue(text, 'timestore_http_request_duration_seconds_count{method="POST",route="/api/timeseries",status="400"}'), 1);
-    assert.equal(sampleValue(text, 'timestore_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"}'), 1);
+    assert.equal(
+      sampleValue(
+        text,
+        'timestore_http_request_duration_seconds_count{method="POST",route="/api/timeseries",status="400"}',
+      ),
+      1,
+    );
+    assert.equal(
+      sampleValue(
+        text,
+        'timestore_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"}',
+      ),
+      1,
+    );
     assert.doesNotMatch(text, /route="\/api\/timeseries\/device\/a"/);
   } finally {
     await srv.close();
@@ -237,6 +276,10 @@ test('a real Prometheus server scrapes /metrics and returns the values through i
   assert.equal(await value('timestore_storage_size_bytes{file="data.db"}'), '4096');
   assert.equal(await value('timestore_ingested_points_total{format="json"}'), '42');
   assert.equal(await value('timestore_raft_is_leader'), '1');
-  assert.ok(Number(await value('histogram_quantile(0.99, sum by (le) (timestore_http_request_duration_seconds_bucket))')) > 0);
+  assert.ok(
+    Number(
+      await value('histogram_quantile(0.99, sum by (le) (timestore_http_request_duration_seconds_bucket))'),
+    ) > 0,
+  );
   assert.equal(await value('up{job="timestore"}'), '1');
 });

@@ -15,7 +15,17 @@ import { listen } from './helpers.js';
 
 const members = { voters: ['n1', 'n2', 'n3'], learners: ['n4'] };
 function raft(over: Partial<ProbeRaftStatus> = {}): ProbeRaftStatus {
-  return { id: 'n2', role: 'Follower', leaderId: 'n1', term: 4, commitIndex: 100, appliedIndex: 100, membership: members, leadTransferee: null, ...over };
+  return {
+    id: 'n2',
+    role: 'Follower',
+    leaderId: 'n1',
+    term: 4,
+    commitIndex: 100,
+    appliedIndex: 100,
+    membership: members,
+    leadTransferee: null,
+    ...over,
+  };
 }
 function running(over: Partial<ProbeRaftStatus> = {}, extra: Partial<ProbeState> = {}): ProbeState {
   return { phase: 'running', raft: raft(over), ...extra };
@@ -31,14 +41,24 @@ test('liveness: table', () => {
     ['starting may block the loop', { phase: 'starting' }, 60_000, true],
     ['stopping with a blocked loop', { phase: 'stopping' }, 6000, false, 'event-loop-blocked'],
     ['fatal error restarts', { phase: 'running', fatalError: 'fsync failed: EIO' }, 0, false, 'fatal-error'],
-    ['fatal error even during startup', { phase: 'replaying', fatalError: 'corrupt raft.db' }, 0, false, 'fatal-error'],
+    [
+      'fatal error even during startup',
+      { phase: 'replaying', fatalError: 'corrupt raft.db' },
+      0,
+      false,
+      'fatal-error',
+    ],
   ];
   for (const [name, state, delay, ok, reason] of rows) {
     const r = liveness(state, delay);
     assert.equal(r.ok, ok, name);
     if (!r.ok) assert.equal(r.reason, reason, name);
   }
-  assert.equal(liveness({ phase: 'running' }, 600, { maxEventLoopDelayMs: 500 }).ok, false, 'configurable threshold');
+  assert.equal(
+    liveness({ phase: 'running' }, 600, { maxEventLoopDelayMs: 500 }).ok,
+    false,
+    'configurable threshold',
+  );
 });
 
 test('liveness never looks at Raft: a node that lost quorum stays alive', () => {
@@ -52,7 +72,11 @@ test('readiness: table', () => {
   const rows: Array<[string, ProbeState, boolean, string?]> = [
     ['follower in sync', running(), true],
     ['leader', running({ id: 'n1', role: 'Leader' }), true],
-    ['single-node cluster', running({ id: 'n1', role: 'Leader', leaderId: 'n1', membership: { voters: ['n1'], learners: [] } }), true],
+    [
+      'single-node cluster',
+      running({ id: 'n1', role: 'Leader', leaderId: 'n1', membership: { voters: ['n1'], learners: [] } }),
+      true,
+    ],
     ['starting', { phase: 'starting', raft: null }, false, 'starting'],
     ['running but no Raft yet', { phase: 'running', raft: null }, false, 'starting'],
     ['replaying the log', { phase: 'replaying', raft: raft() }, false, 'replaying-log'],
@@ -70,7 +94,11 @@ test('readiness: table', () => {
       false,
       'lagging',
     ],
-    ['stale leaderCommitIndex below ours is ignored', running({ commitIndex: 300, appliedIndex: 300 }, { leaderCommitIndex: 10 }), true],
+    [
+      'stale leaderCommitIndex below ours is ignored',
+      running({ commitIndex: 300, appliedIndex: 300 }, { leaderCommitIndex: 10 }),
+      true,
+    ],
   ];
   for (const [name, state, ok, reason] of rows) {
     const r = readiness(state);
@@ -80,8 +108,16 @@ test('readiness: table', () => {
       assert.ok(r.detail.length > 0);
     }
   }
-  assert.equal(readiness(running({ commitIndex: 110, appliedIndex: 100 }), { maxLagEntries: 5 }).ok, false, 'configurable lag');
-  assert.equal(readiness(running({ id: 'n4' }), { learnersReady: false }).ok, false, 'learners can be excluded');
+  assert.equal(
+    readiness(running({ commitIndex: 110, appliedIndex: 100 }), { maxLagEntries: 5 }).ok,
+    false,
+    'configurable lag',
+  );
+  assert.equal(
+    readiness(running({ id: 'n4' }), { learnersReady: false }).ok,
+    false,
+    'learners can be excluded',
+  );
   const lag = readiness(running({ commitIndex: 2000, appliedIndex: 100 }));
   assert.ok(!lag.ok && /1900 entries behind/.test(lag.detail), 'detail names the lag');
 });
@@ -90,9 +126,24 @@ test('leader readiness: table', () => {
   const rows: Array<[string, ProbeState, boolean, string?]> = [
     ['leader', running({ id: 'n1', role: 'Leader' }), true],
     ['follower', running(), false, 'not-leader'],
-    ['leader handing over', running({ id: 'n1', role: 'Leader', leadTransferee: 'n2' }), false, 'transferring-leadership'],
-    ['leader still replaying', { phase: 'replaying', raft: raft({ id: 'n1', role: 'Leader' }) }, false, 'replaying-log'],
-    ['leader removed from config', running({ id: 'n1', role: 'Leader', membership: { voters: ['n2', 'n3'], learners: [] } }), false, 'not-a-member'],
+    [
+      'leader handing over',
+      running({ id: 'n1', role: 'Leader', leadTransferee: 'n2' }),
+      false,
+      'transferring-leadership',
+    ],
+    [
+      'leader still replaying',
+      { phase: 'replaying', raft: raft({ id: 'n1', role: 'Leader' }) },
+      false,
+      'replaying-log',
+    ],
+    [
+      'leader removed from config',
+      running({ id: 'n1', role: 'Leader', membership: { voters: ['n2', 'n3'], learners: [] } }),
+      false,
+      'not-a-member',
+    ],
   ];
   for (const [name, state, ok, reason] of rows) {
     const r = leaderReadiness(state);
@@ -125,11 +176,15 @@ test('probes router: /livez, /readyz, /readyz/leader with problem+json', async (
   let delay = 0;
   const eventLoop: EventLoopMonitor = { p99DelayMs: () => delay, stop() {} };
   const app = express();
-  app.use(probesRouter(() => state, { eventLoop, maxLagEntries: 10 }));
+  app.use(probesRouter(() => state, { eventLoop, maxLagEntries: 10, info: { nodeId: 'n2', version: '1.2.3' } }));
   const srv = await listen(app);
   const get = async (p: string) => {
     const res = await fetch(srv.url + p);
-    return { status: res.status, type: res.headers.get('content-type') ?? '', body: (await res.json()) as Record<string, unknown> };
+    return {
+      status: res.status,
+      type: res.headers.get('content-type') ?? '',
+      body: (await res.json()) as Record<string, unknown>,
+    };
   };
   try {
     // Startup allowance: alive even with a blocked loop, not ready.
@@ -140,12 +195,21 @@ test('probes router: /livez, /readyz, /readyz/leader with problem+json', async (
     assert.match(r.type, /^application\/problem\+json/);
     assert.equal(r.body.reason, 'replaying-log');
     assert.equal(r.body.status, 503);
-    assert.equal(r.body.title, 'Service Unavailable');
+    assert.equal(r.body.title, 'Service unavailable');
+    assert.equal(r.body.type, 'urn:timestore:problem:unavailable');
     assert.equal(typeof r.body.detail, 'string');
 
     delay = 0;
+    assert.deepEqual((await get('/livez')).body, { status: 'ok', nodeId: 'n2', version: '1.2.3' }, "the API's Livez shape");
     state = running();
-    assert.equal((await get('/readyz')).status, 200);
+    r = await get('/readyz');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.nodeId, 'n2');
+    assert.match(String(r.body.detail), /follower in term 4, leader n1/);
+    const post = await fetch(`${srv.url}/readyz`, { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    await post.text();
     r = await get('/readyz/leader');
     assert.equal(r.status, 503);
     assert.equal(r.body.reason, 'not-leader');

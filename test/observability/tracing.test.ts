@@ -11,10 +11,19 @@ import { eventually } from './helpers.js';
 test('tracing is off unless the standard OTEL_* variables ask for it', () => {
   assert.equal(tracingEnabledFromEnv({}), false);
   assert.equal(tracingEnabledFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), true);
-  assert.equal(tracingEnabledFromEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' }), true);
+  assert.equal(
+    tracingEnabledFromEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' }),
+    true,
+  );
   assert.equal(tracingEnabledFromEnv({ OTEL_TRACES_EXPORTER: 'otlp' }), true);
-  assert.equal(tracingEnabledFromEnv({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }), false);
-  assert.equal(tracingEnabledFromEnv({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }), false);
+  assert.equal(
+    tracingEnabledFromEnv({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }),
+    false,
+  );
+  assert.equal(
+    tracingEnabledFromEnv({ OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }),
+    false,
+  );
   assert.equal(tracingEnabledFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: '  ' }), false);
 });
 
@@ -31,7 +40,12 @@ interface ReceivedSpan extends OtlpSpan {
 }
 
 /** A minimal OTLP/HTTP JSON receiver: POST /v1/traces (ExportTraceServiceRequest). */
-async function otlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]; server: Server; requests: string[] }> {
+async function otlpReceiver(): Promise<{
+  url: string;
+  spans: ReceivedSpan[];
+  server: Server;
+  requests: string[];
+}> {
   const spans: ReceivedSpan[] = [];
   const requests: string[] = [];
   const server = createServer((req, res) => {
@@ -39,7 +53,11 @@ async function otlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]; ser
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       requests.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
-      if (req.method !== 'POST' || req.url !== '/v1/traces' || !String(req.headers['content-type']).startsWith('application/json')) {
+      if (
+        req.method !== 'POST' ||
+        req.url !== '/v1/traces' ||
+        !String(req.headers['content-type']).startsWith('application/json')
+      ) {
         res.writeHead(415).end();
         return;
       }
@@ -50,7 +68,8 @@ async function otlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]; ser
         }>;
       };
       for (const rs of body.resourceSpans) {
-        const instance = rs.resource.attributes.find((a) => a.key === 'service.instance.id')?.value.stringValue ?? '?';
+        const instance =
+          rs.resource.attributes.find((a) => a.key === 'service.instance.id')?.value.stringValue ?? '?';
         for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, instance });
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -62,7 +81,10 @@ async function otlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]; ser
 
 const fixture = fileURLToPath(new URL('./fixtures/traced-node.ts', import.meta.url));
 
-async function startNode(id: string, env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
+async function startNode(
+  id: string,
+  env: Record<string, string>,
+): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', fixture, id], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -110,18 +132,27 @@ test("one forwarded write's trace spans two nodes in two processes (OTLP/HTTP JS
   assert.deepEqual(await res.json(), { index: 7, enabled: true });
 
   // A snapshot sent from n1 to n2 (a Raft RPC) carries the trace too.
-  const snap = await fetch(`${leader.url}/send-snapshot?peer=${encodeURIComponent(follower.url)}`, { method: 'POST' });
+  const snap = await fetch(`${leader.url}/send-snapshot?peer=${encodeURIComponent(follower.url)}`, {
+    method: 'POST',
+  });
   assert.equal(snap.status, 200);
 
   for (const n of [leader, follower]) await fetch(`${n.url}/flush`, { method: 'POST' });
-  const writeSpans = await eventually(async () => {
-    const s = rx.spans.filter((x) => x.traceId === clientTrace);
-    return s.length >= 6 ? s : undefined;
-  }, `6 spans of trace ${clientTrace}; got ${JSON.stringify(rx.spans.map((s) => [s.instance, s.name, s.traceId]))} from ${rx.requests.join(', ')}`);
+  const writeSpans = await eventually(
+    async () => {
+      const s = rx.spans.filter((x) => x.traceId === clientTrace);
+      return s.length >= 6 ? s : undefined;
+    },
+    `6 spans of trace ${clientTrace}; got ${JSON.stringify(rx.spans.map((s) => [s.instance, s.name, s.traceId]))} from ${rx.requests.join(', ')}`,
+  );
 
   const byName = (instance: string, name: string) => {
     const s = writeSpans.filter((x) => x.instance === instance && x.name === name);
-    assert.equal(s.length, 1, `one ${name} span on ${instance}: ${JSON.stringify(writeSpans.map((x) => [x.instance, x.name]))}`);
+    assert.equal(
+      s.length,
+      1,
+      `one ${name} span on ${instance}: ${JSON.stringify(writeSpans.map((x) => [x.instance, x.name]))}`,
+    );
     return s[0]!;
   };
   const fServer = byName('n2', 'POST /api/timeseries');
@@ -145,9 +176,15 @@ test("one forwarded write's trace spans two nodes in two processes (OTLP/HTTP JS
   assert.deepEqual(route, { stringValue: '/api/timeseries' });
 
   // The snapshot RPC: its own trace, sender span on n1, server + install spans on n2.
-  const send = await eventually(async () => rx.spans.find((s) => s.name === 'raft.snapshot'), 'raft.snapshot span');
+  const send = await eventually(
+    async () => rx.spans.find((s) => s.name === 'raft.snapshot'),
+    'raft.snapshot span',
+  );
   assert.equal(send.instance, 'n1');
-  const install = await eventually(async () => rx.spans.find((s) => s.name === 'raft.snapshot.install'), 'install span');
+  const install = await eventually(
+    async () => rx.spans.find((s) => s.name === 'raft.snapshot.install'),
+    'install span',
+  );
   assert.equal(install.instance, 'n2');
   assert.equal(install.traceId, send.traceId);
   const installServer = rx.spans.find((s) => s.spanId === install.parentSpanId)!;
@@ -165,7 +202,11 @@ test('with tracing off the node serves normally and exports nothing', async (t) 
     rx.server.closeAllConnections();
     await new Promise((r) => rx.server.close(r));
   });
-  const res = await fetch(`${node.url}/api/timeseries`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const res = await fetch(`${node.url}/api/timeseries`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
   assert.equal(res.status, 201);
   assert.deepEqual(await res.json(), { index: 7, enabled: false });
   const f = await fetch(`${node.url}/flush`, { method: 'POST' });
