@@ -650,7 +650,12 @@ export class SqliteDataStore implements DataStore {
       throw new Error(`snapshot ${path} cannot be opened as SQLite: ${(e as Error).message}`);
     }
     try {
-      const check = db.pragma('quick_check', { simple: true });
+      let check: unknown;
+      try {
+        check = db.pragma('quick_check', { simple: true });
+      } catch (e) {
+        throw new Error(`snapshot ${path} is not a readable SQLite database: ${(e as Error).message}`);
+      }
       if (check !== 'ok') throw new Error(`snapshot ${path} failed quick_check: ${String(check)}`);
       let version: unknown;
       try {
