@@ -196,6 +196,15 @@ export class RaftDriver implements RaftRpcHandler {
 
   // ---------------------------------------------------------------- lifecycle
   start(): void {
+    if (process.env.TIMESTORE_RAFT_STATS === '1') {
+      let prev = { ...this.stats };
+      setInterval(() => {
+        const cur = { ...this.stats };
+        const d = Object.fromEntries(Object.entries(cur).map(([k, v]) => [k, Math.round((v - (prev as Record<string, number>)[k]!) * 10) / 10]));
+        prev = cur;
+        this.log.info({ ...d, role: this.role }, 'raft loop stats (per second)');
+      }, 1000).unref();
+    }
     this.tickTimer = setInterval(() => {
       if (this.stopped) return;
       this.node.tick();
@@ -450,7 +459,30 @@ export class RaftDriver implements RaftRpcHandler {
     this.onFatal(err);
   }
 
+  /** Loop counters (GET /raft/status?stats=1 and TIMESTORE_RAFT_STATS=1 logs). */
+  readonly stats = { readies: 0, persisted: 0, appendsOut: 0, entriesOut: 0, heartbeatsOut: 0, responses: 0, applied: 0, loopMs: 0 };
+
   private handleReady(rd: Ready): void {
+    const t0 = performance.now();
+    this.stats.readies++;
+    this.stats.persisted += rd.entries.length;
+    this.stats.applied += rd.committedEntries.length;
+    for (const m of rd.messages) {
+      if (m.type === 'append') {
+        if (m.entries.length > 0) {
+          this.stats.appendsOut++;
+          this.stats.entriesOut += m.entries.length;
+        } else this.stats.heartbeatsOut++;
+      } else if (m.type === 'appendResponse') this.stats.responses++;
+    }
+    try {
+      this.handleReadyInner(rd);
+    } finally {
+      this.stats.loopMs += performance.now() - t0;
+    }
+  }
+
+  private handleReadyInner(rd: Ready): void {
     const ss = rd.softState;
     const changed = ss.role !== this.role || ss.leaderId !== this.leaderId || ss.term !== this.term;
     if (changed) {

@@ -16,7 +16,8 @@ import { clusterRouter } from './routes.js';
 import { raftRouter, silentLogger, type Logger } from './transport.js';
 
 export interface ReplicatedNodeDeps {
-  openDataStore: (path: string) => DataStore;
+  /** The node's data.db (owned by the caller, who closes it after service.close()). */
+  data: DataStore;
   logger?: Logger;
   /** The Raft core; RaftNode by default (tests may plant a fake). */
   createRaftNode?: (config: RaftConfig) => RaftNodeApi;
@@ -33,8 +34,13 @@ export interface ReplicatedNode {
   routers: Router[];
   /** Start ticking (call once the HTTP server listens); a --join node asks to be added. */
   start(): void;
-  /** Graceful stop: a leader hands leadership over first. Closes raft.db and data.db. */
-  shutdown(opts?: { transferTimeoutMs?: number; drainTimeoutMs?: number }): Promise<void>;
+  /**
+   * First step of a graceful stop, while the HTTP server still serves: a leader hands leadership
+   * to the most up-to-date voter and waits (bounded) until the new leader is known. Then the
+   * caller closes HTTP (in-flight requests finish, forwarded to the new leader) and calls
+   * service.close() (stops the Raft loop, closes raft.db), then closes data.db.
+   */
+  prepareShutdown(opts?: { transferTimeoutMs?: number }): Promise<void>;
 }
 
 function envInt(name: string): number | undefined {
@@ -48,13 +54,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
   const log = deps.logger ?? silentLogger;
   mkdirSync(config.dataDir, { recursive: true });
   const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'));
-  let data: DataStore;
-  try {
-    data = deps.openDataStore(join(config.dataDir, 'data.db'));
-  } catch (err) {
-    raftLog.close();
-    throw err;
-  }
+  const data = deps.data;
 
   if (raftLog.isEmpty()) {
     if (config.peers) {
@@ -87,35 +87,27 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     snapshotCatchUpEntries: deps.snapshotCatchUpEntries ?? envInt('TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES') ?? 1_000,
     logger: log,
   });
+  let joinAbort: AbortController | null = null;
+  let closed = false;
+  const closeRaft = () => {
+    joinAbort?.abort();
+    driver.stop();
+    if (closed) return;
+    closed = true;
+    raftLog.close();
+  };
   const service = new ReplicatedService(driver, {
     requestTimeoutMs: deps.requestTimeoutMs ?? envInt('TIMESTORE_REQUEST_TIMEOUT_MS') ?? Math.max(5_000, config.electionTimeoutMs * 10),
+    onClose: closeRaft,
   });
   const routers = [
     raftRouter(driver, { maxBodyBytes: Math.max(64 * 1024 * 1024, config.maxBodyBytes * 4), logger: log }),
     clusterRouter({ driver, service, logger: log }),
   ];
 
-  let joinAbort: AbortController | null = null;
-  let closed = false;
-
-  const closeStores = () => {
-    if (closed) return;
-    closed = true;
-    try {
-      raftLog.close();
-    } catch {
-      // already closed
-    }
-    try {
-      data.close();
-    } catch {
-      // already closed
-    }
-  };
-
   driver.onFatal = (err) => {
     log.error({ err: String(err.message) }, 'raft loop failed; exiting');
-    closeStores();
+    closeRaft();
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 100).unref();
   };
@@ -150,26 +142,20 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
         void joinLoop(config.join, joinAbort.signal);
       }
     },
-    async shutdown(opts = {}) {
+    async prepareShutdown(opts = {}) {
       joinAbort?.abort();
       if (!driver.isStopped && driver.role === 'Leader' && driver.status().membership.voters.length > 1) {
         const t = driver.transferLeadership();
         if (t.ok) {
           log.info({ to: t.to }, 'shutting down: transferring leadership');
           const deadline = Date.now() + (opts.transferTimeoutMs ?? Math.max(2_000, config.electionTimeoutMs * 3));
-          while (driver.leaderId === config.id && Date.now() < deadline) await driver.waitChange(50);
-          // Wait until this node has heard from the new leader, so forwarded writes can continue.
+          // Until this node knows the new leader, so forwarded writes can continue.
           while ((driver.leaderId === null || driver.leaderId === config.id) && Date.now() < deadline) await driver.waitChange(50);
           log.info({ leader: driver.leaderId }, driver.leaderId !== config.id ? 'leadership transferred' : 'leadership transfer timed out');
         } else {
           log.warn({ err: t.error }, 'could not transfer leadership before shutdown');
         }
       }
-      // Writes already accepted finish (forwarded to the new leader); new ones get 503 + Retry-After.
-      service.close();
-      await service.drain(opts.drainTimeoutMs ?? 5_000);
-      driver.stop();
-      closeStores();
     },
   };
 }

@@ -14,6 +14,8 @@ import { PeerError } from './transport.js';
 export interface ReplicatedServiceOptions {
   /** Longest a write or read waits for a leader / commit before 503. */
   requestTimeoutMs?: number;
+  /** Called by close() after in-flight requests drained (stops the driver, closes raft.db). */
+  onClose?: () => void | Promise<void>;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -32,15 +34,22 @@ export class ReplicatedService implements TimeStoreService {
 
   constructor(
     readonly driver: RaftDriver,
-    opts: ReplicatedServiceOptions = {},
+    private readonly opts: ReplicatedServiceOptions = {},
   ) {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
   }
 
   private active = 0;
 
-  close(): void {
-    this.closed = true;
+  private closing: Promise<void> | null = null;
+
+  /** Stop taking requests, let in-flight ones finish (bounded), then stop the Raft loop. Idempotent. */
+  close(drainTimeoutMs = 5_000): Promise<void> {
+    return (this.closing ??= (async () => {
+      this.closed = true;
+      await this.drain(drainTimeoutMs);
+      await this.opts.onClose?.();
+    })());
   }
 
   /** Writes and reads in progress. */

@@ -77,12 +77,64 @@ export interface TransportOptions {
   logger?: Logger;
 }
 
+type AppendMsg = Extract<Message, { type: 'append' }>;
+
+/** Most entry bytes merged into one append request. */
+const MAX_MERGED_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Merge queued appends to one peer into as few requests as possible, in order:
+ * - an append whose entries continue the previous one's (same term) is appended to it;
+ * - an empty append (heartbeat / commit notice) whose prevLogIndex is already covered is folded in;
+ * leaderCommit and readCtx become the maximum (an answer echoing round c confirms all rounds ≤ c,
+ * and the merged request is sent after all of them were started).
+ */
+export function mergeAppends(queue: AppendMsg[]): AppendMsg[] {
+  const out: AppendMsg[] = [];
+  let bytes = 0;
+  for (const m of queue) {
+    const last = out[out.length - 1];
+    if (last && last.term === m.term) {
+      const end = last.prevLogIndex + last.entries.length;
+      if (m.entries.length === 0 && m.prevLogIndex <= end) {
+        last.leaderCommit = Math.max(last.leaderCommit, m.leaderCommit);
+        last.readCtx = Math.max(last.readCtx, m.readCtx);
+        continue;
+      }
+      const size = m.entries.reduce((n, e) => n + e.data.length, 0);
+      if (last.entries.length === 0 && m.prevLogIndex >= last.prevLogIndex) {
+        // A heartbeat followed by an append: the append does the heartbeat's job too.
+        out[out.length - 1] = {
+          ...m,
+          leaderCommit: Math.max(last.leaderCommit, m.leaderCommit),
+          readCtx: Math.max(last.readCtx, m.readCtx),
+        };
+        bytes = size;
+        continue;
+      }
+      if (m.prevLogIndex === end && m.prevLogTerm === (last.entries[last.entries.length - 1]?.term ?? last.prevLogTerm) && bytes + size <= MAX_MERGED_BYTES) {
+        last.entries = last.entries.concat(m.entries);
+        last.leaderCommit = Math.max(last.leaderCommit, m.leaderCommit);
+        last.readCtx = Math.max(last.readCtx, m.readCtx);
+        bytes += size;
+        continue;
+      }
+    }
+    out.push({ ...m });
+    bytes = m.entries.reduce((n, e) => n + e.data.length, 0);
+  }
+  return out;
+}
+
 class Peer {
   append: Client;
   pool: Pool;
   downUntil = 0;
   backoffMs = 0;
   snapshotInFlight = false;
+  /** Appends waiting while one is in flight; merged into one request when it returns. */
+  appendQueue: AppendMsg[] = [];
+  appendBusy = false;
   constructor(
     readonly id: NodeId,
     readonly url: string,
@@ -103,6 +155,8 @@ export class RaftTransport {
   private readonly timeoutMs: number;
   private readonly log: Logger;
   private closed = false;
+  /** Append requests actually sent (after merging). */
+  merged = 0;
 
   constructor(private readonly opts: TransportOptions) {
     this.timeoutMs = opts.rpcTimeoutMs ?? 5_000;
@@ -158,13 +212,12 @@ export class RaftTransport {
         void this.sendSnapshot(p, m);
         continue;
       }
-      // A peer in backoff gets only what is needed to notice it is back: heartbeats/votes pass
-      // every backoff period, appends with entries wait for the core to probe again.
-      if (p.downUntil > Date.now()) {
-        if (m.type === 'append' && m.entries.length > 0) {
-          this.opts.reportUnreachable(p.id);
-          continue;
-        }
+      if (m.type === 'append') {
+        // One append request in flight per peer; what the core produces meanwhile is merged
+        // into the next request (group commit on the followers: one fsync per request).
+        p.appendQueue.push(m);
+        if (!p.appendBusy) void this.pumpAppends(p);
+        continue;
       }
       void this.sendOne(p, m);
     }
@@ -199,6 +252,31 @@ export class RaftTransport {
         return;
       }
       this.markDown(p, err);
+    }
+  }
+
+  private async pumpAppends(p: Peer): Promise<void> {
+    p.appendBusy = true;
+    try {
+      while (p.appendQueue.length > 0 && !this.closed) {
+        const batch = mergeAppends(p.appendQueue.splice(0));
+        this.merged += batch.length;
+        for (const m of batch) {
+          if (p.downUntil > Date.now() && m.entries.length > 0) {
+            // In backoff: the core probes again after reportUnreachable.
+            this.opts.reportUnreachable(p.id);
+            continue;
+          }
+          await this.sendOne(p, m);
+          if (p.backoffMs > 0 && p.downUntil > Date.now()) {
+            // The peer just failed: what is queued is stale by the time it is back.
+            p.appendQueue = p.appendQueue.filter((q) => q.entries.length === 0).slice(-1);
+            break;
+          }
+        }
+      }
+    } finally {
+      p.appendBusy = false;
     }
   }
 
