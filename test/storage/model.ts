@@ -9,7 +9,7 @@ function sortTags(t: Record<string, string>): Record<string, string> {
 }
 
 export function normalize(p: Point): Point {
-  const out: Point = { id: canonicalId(p.id), deviceId: p.deviceId, ts: p.ts, value: p.value };
+  const out: Point = { id: canonicalId(p.id), deviceId: p.deviceId, ts: p.ts, value: p.value === 0 ? 0 : p.value };
   if (p.tags !== undefined) out.tags = sortTags(p.tags);
   if (p.attributes !== undefined) out.attributes = JSON.parse(JSON.stringify(p.attributes)) as Record<string, unknown>;
   return out;

@@ -308,7 +308,9 @@ export class SqliteDataStore implements DataStore {
       this.stmts = this.prepareStatements();
     }
     const series = this.deviceIdFor(p.deviceId);
-    const point: Point = { id: canonicalId(p.id), deviceId: p.deviceId, ts: p.ts, value: p.value };
+    // -0 reads back as 0 (SQLite keeps integral REALs as integers), so report what a read returns.
+    const value = p.value === 0 ? 0 : p.value;
+    const point: Point = { id: canonicalId(p.id), deviceId: p.deviceId, ts: p.ts, value };
     let tagset: number | null = null;
     if (p.tags !== undefined) {
       const t = this.tagsetFor(p.tags);
@@ -320,7 +322,7 @@ export class SqliteDataStore implements DataStore {
       attrs = JSON.stringify(p.attributes);
       point.attributes = JSON.parse(attrs) as Record<string, unknown>;
     }
-    return { series, ts: p.ts, key: idToKey(p.id), value: p.value, tagset, attrs, point };
+    return { series, ts: p.ts, key: idToKey(p.id), value, tagset, attrs, point };
   }
 
   private runPut(p: PreparedPut): void {
