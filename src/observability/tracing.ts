@@ -130,7 +130,7 @@ const headerGetter: TextMapGetter<Record<string, string | string[] | undefined>>
 export function injectTraceHeaders<H extends Record<string, string>>(
   headers: H,
   ctx: Context = context.active(),
-): H {
+): H & { traceparent?: string; tracestate?: string } {
   propagation.inject(ctx, headers);
   return headers;
 }
