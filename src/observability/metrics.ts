@@ -4,7 +4,7 @@
 //   const metrics = createMetrics();                       // own Registry per node (several nodes may share a process)
 //   const raftBinding = bindRaftStatus(metrics, () => ({ ...raft.status(), firstIndex: storage.firstIndex() }));
 //   raftBinding.observe();                                 // after every Ready: counts elections / leader changes
-//   bindStorageSizes(metrics, () => ({ ...statStorageSizes(dataDir), points: dataStore.pointCount() }));
+//   bindStorageSizes(metrics, () => ({ ...statStorageSizes(dataDir), points: points() }));  // points = cachedValue(() => store.count(), 60_000)
 //   app.use(requestMetricsMiddleware(metrics));            // first, before the routes
 //   app.use(metricsRouter(metrics));                       // GET /metrics
 //   metrics.raft.proposals.inc({ result: 'committed' }); metrics.raft.commitDuration.observe(s); ...
@@ -439,6 +439,23 @@ export function statStorageSizes(dataDir: string): StorageSizes {
     raftDbBytes: size('raft.db'),
     raftWalBytes: size('raft.db-wal'),
     snapshotBytes,
+  };
+}
+
+/**
+ * Wraps an expensive getter (e.g. `store.count()`, a full `SELECT count(*)` in SQLite) so a scrape
+ * recomputes it at most every `ttlMs`: `points: cachedValue(() => store.count(), 60_000)`.
+ */
+export function cachedValue<T>(
+  fn: () => T,
+  ttlMs: number,
+  now: () => number = () => performance.now(),
+): () => T {
+  let value: { v: T; at: number } | null = null;
+  return () => {
+    const t = now();
+    if (!value || t - value.at >= ttlMs) value = { v: fn(), at: t };
+    return value.v;
   };
 }
 

@@ -8,6 +8,7 @@ import express from 'express';
 import {
   bindRaftStatus,
   bindStorageSizes,
+  cachedValue,
   createMetrics,
   metricsRouter,
   requestMetricsMiddleware,
@@ -282,4 +283,20 @@ test('a real Prometheus server scrapes /metrics and returns the values through i
     ) > 0,
   );
   assert.equal(await value('up{job="timestore"}'), '1');
+});
+
+test('cachedValue recomputes an expensive getter at most once per ttl', () => {
+  let t = 0;
+  let calls = 0;
+  const get = cachedValue(
+    () => ++calls,
+    1000,
+    () => t,
+  );
+  assert.equal(get(), 1);
+  t = 999;
+  assert.equal(get(), 1);
+  t = 1000;
+  assert.equal(get(), 2);
+  assert.equal(calls, 2);
 });
