@@ -1,0 +1,122 @@
+// The node's HTTP server: listen, and shut down gracefully — stop accepting connections, let
+// in-flight requests finish (bounded), then close what is left. Signal handling (SIGTERM/SIGINT)
+// turns a signal into that shutdown plus the caller's cleanup, and exits 0.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { RequestListener } from 'node:http';
+import type { Logger } from 'pino';
+
+export interface HttpServerHandle {
+  server: Server;
+  host: string;
+  port: number;
+  /** http://host:port as bound (an IPv6 host in brackets). */
+  url: string;
+  /** Requests being handled right now. */
+  inFlight(): number;
+  /**
+   * Stop accepting, wait for in-flight requests up to graceMs, then drop the remaining connections.
+   * Idempotent: later calls return the same promise.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  logger?: Logger;
+  /** Idle keep-alive timeout; above typical load-balancer idle timeouts would be wrong, so keep it short. */
+  keepAliveTimeoutMs?: number;
+  /** Whole-request timeout (headers and body). */
+  requestTimeoutMs?: number;
+}
+
+export async function listen(handler: RequestListener, opts: ListenOptions): Promise<HttpServerHandle> {
+  const server = createServer({ requestTimeout: opts.requestTimeoutMs ?? 120_000 }, handler);
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5_000;
+  let active = 0;
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('request', (_req, res) => {
+    active++;
+    res.once('close', () => active--);
+  });
+  // A malformed request line or header must not take the process down; answer 400 and move on.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify({ type: 'urn:timestore:problem:bad-request', title: 'Bad request', status: 400, detail: `unparseable HTTP request: ${err.code ?? err.message}` });
+    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.address;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+
+  let closing: Promise<void> | null = null;
+  const close = (graceMs = 10_000): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      // Keep-alive connections that are idle now, or become idle after their last response, are closed
+      // so that server.close() can complete; busy ones finish their request first.
+      server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      const force = setTimeout(() => {
+        opts.logger?.warn({ inFlight: active, connections: sockets.size }, `in-flight requests did not finish within ${graceMs} ms; closing their connections`);
+        server.closeAllConnections();
+        for (const s of sockets) s.destroy();
+      }, graceMs);
+      void closed.then(() => {
+        clearInterval(sweep);
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    return closing;
+  };
+
+  return { server, host, port: addr.port, url, inFlight: () => active, close };
+}
+
+/**
+ * On SIGTERM or SIGINT run `shutdown` once and exit 0 (1 if it failed). A second signal while
+ * shutting down exits 1 at once: the operator asked twice. Returns a function that uninstalls.
+ */
+export function exitOnSignals(shutdown: (signal: NodeJS.Signals) => Promise<void>, logger?: Logger, signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): () => void {
+  let shuttingDown = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (shuttingDown) {
+      logger?.warn({ signal }, 'second signal during shutdown; exiting now');
+      process.exit(1);
+    }
+    shuttingDown = true;
+    logger?.info({ signal }, 'shutting down');
+    shutdown(signal).then(
+      () => {
+        logger?.info('shutdown complete');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger?.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  for (const s of signals) process.on(s, onSignal);
+  return () => {
+    for (const s of signals) process.off(s, onSignal);
+  };
+}

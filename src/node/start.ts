@@ -1,0 +1,109 @@
+// startNode(config): open the store, build the service and the HTTP app, listen. Returns a handle
+// whose close() shuts down in order: stop HTTP (finishing in-flight requests), drain the service,
+// close SQLite. The choice of service (single node vs Raft) is made in createService, one place.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type express from 'express';
+import type { Logger } from 'pino';
+import { createApp, type ExtraRouter } from '../api/index.js';
+import type { DataStore } from '../storage/data-store.js';
+import { openDataStore } from '../storage/data/index.js';
+import type { NodeConfig } from './config.js';
+import { listen, type HttpServerHandle } from './http-server.js';
+import { LocalService } from './local-service.js';
+import type { TimeStoreService } from './service.js';
+
+export interface StartNodeOptions {
+  logger?: Logger;
+  /** Reported by /livez and the OpenAPI document; default: package.json's version. */
+  version?: string;
+  /** Open the data store (tests inject an in-memory one); default: openDataStore(<data-dir>/data.db). */
+  openStore?: (config: NodeConfig) => DataStore;
+  extraRouters?: ExtraRouter[];
+  /** How long close() waits for in-flight requests before dropping connections. */
+  shutdownGraceMs?: number;
+}
+
+export interface NodeHandle {
+  config: NodeConfig;
+  /** Where the node actually listens (the real port when --listen asked for port 0). */
+  url: string;
+  port: number;
+  app: express.Express;
+  http: HttpServerHandle;
+  service: TimeStoreService;
+  store: DataStore;
+  /** Graceful shutdown; idempotent. */
+  close(): Promise<void>;
+}
+
+/** A service with a lifecycle (LocalService now, the Raft service later). */
+type ClosableService = TimeStoreService & { close(): Promise<void> };
+
+/**
+ * The one place that decides how this node reaches consensus. Today every node is a single-node
+ * cluster; with --peers or --join this is where the Raft-replicated service goes.
+ */
+function createService(config: NodeConfig, store: DataStore, _logger?: Logger): ClosableService {
+  if (config.peers || config.join) {
+    // Until the replicated service lands, refuse rather than silently run a lone node that a
+    // cluster operator believes is replicated.
+    if (!(config.peers && config.peers.length === 1 && config.peers[0]!.id === config.id)) {
+      throw new Error('--peers/--join: clustering is not available in this build yet; run without them for a single node');
+    }
+  }
+  return new LocalService(store);
+}
+
+export async function startNode(config: NodeConfig, opts: StartNodeOptions = {}): Promise<NodeHandle> {
+  const logger = opts.logger;
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = opts.openStore ? opts.openStore(config) : openDataStore(join(config.dataDir, 'data.db'));
+  let service: ClosableService;
+  let http: HttpServerHandle;
+  try {
+    service = createService(config, store, logger);
+    const app = createApp({
+      service,
+      nodeId: config.id,
+      version: opts.version ?? packageVersion(),
+      maxBodyBytes: config.maxBodyBytes,
+      ...(logger ? { logger } : {}),
+      ...(opts.extraRouters ? { extraRouters: opts.extraRouters } : {}),
+    });
+    http = await listen(app, { host: config.listen.host, port: config.listen.port, ...(logger ? { logger } : {}) });
+    logger?.info({ url: http.url, dataDir: config.dataDir, appliedIndex: store.appliedIndex(), points: store.count() }, 'node listening');
+
+    let closing: Promise<void> | null = null;
+    const close = () =>
+      (closing ??= (async () => {
+        await http.close(opts.shutdownGraceMs ?? 10_000);
+        await service.close();
+        store.close();
+        logger?.info('node stopped; data store closed');
+      })());
+    return { config, url: http.url, port: http.port, app, http, service, store, close };
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+}
+
+let cachedVersion: string | undefined;
+
+/** The version in package.json (found by walking up from this file: works from src/ and dist/). */
+export function packageVersion(): string {
+  if (cachedVersion) return cachedVersion;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'timestore' && pkg.version) return (cachedVersion = pkg.version);
+    } catch {
+      // not here; go up
+    }
+    dir = dirname(dir);
+  }
+  return (cachedVersion = '0.0.0');
+}
