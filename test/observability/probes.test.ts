@@ -176,7 +176,9 @@ test('probes router: /livez, /readyz, /readyz/leader with problem+json', async (
   let delay = 0;
   const eventLoop: EventLoopMonitor = { p99DelayMs: () => delay, stop() {} };
   const app = express();
-  app.use(probesRouter(() => state, { eventLoop, maxLagEntries: 10, info: { nodeId: 'n2', version: '1.2.3' } }));
+  app.use(
+    probesRouter(() => state, { eventLoop, maxLagEntries: 10, info: { nodeId: 'n2', version: '1.2.3' } }),
+  );
   const srv = await listen(app);
   const get = async (p: string) => {
     const res = await fetch(srv.url + p);
@@ -200,7 +202,11 @@ test('probes router: /livez, /readyz, /readyz/leader with problem+json', async (
     assert.equal(typeof r.body.detail, 'string');
 
     delay = 0;
-    assert.deepEqual((await get('/livez')).body, { status: 'ok', nodeId: 'n2', version: '1.2.3' }, "the API's Livez shape");
+    assert.deepEqual(
+      (await get('/livez')).body,
+      { status: 'ok', nodeId: 'n2', version: '1.2.3' },
+      "the API's Livez shape",
+    );
     state = running();
     r = await get('/readyz');
     assert.equal(r.status, 200);
