@@ -225,13 +225,13 @@ export const readQueryShape = {
   to: timeParam('Exclusive upper time bound: RFC 3339, or an epoch number in the unit given by "precision".').optional(),
   precision: precisionSchema.optional().meta({ description: 'Unit of numeric from/to: s, ms, us or ns.' }),
   order: z.enum(['asc', 'desc'], { error: 'expected asc or desc' }).default('asc').meta({ description: 'Time order of the results.' }),
-  limit: z
-    .string({ error: 'expected the parameter once' })
-    .regex(/^\d+$/, { error: `expected a whole number between 1 and ${limits.maxLimit}` })
-    .transform(Number)
-    .pipe(z.number().int().min(1, { error: `expected a whole number between 1 and ${limits.maxLimit}` }).max(limits.maxLimit, { error: `expected at most ${limits.maxLimit}` }))
-    .optional()
-    .meta({ description: `Page size: default ${limits.defaultLimit}, at most ${limits.maxLimit}.`, type: 'integer', default: limits.defaultLimit, minimum: 1, maximum: limits.maxLimit }),
+  limit: z.coerce
+    .number({ error: `expected a whole number between 1 and ${limits.maxLimit}` })
+    .int({ error: `expected a whole number between 1 and ${limits.maxLimit}` })
+    .min(1, { error: `expected a whole number between 1 and ${limits.maxLimit}` })
+    .max(limits.maxLimit, { error: `expected at most ${limits.maxLimit}` })
+    .default(limits.defaultLimit)
+    .meta({ description: `Page size: default ${limits.defaultLimit}, at most ${limits.maxLimit}.` }),
   cursor: z.string({ error: 'expected the cursor once' }).min(1).max(4096).optional().meta({ description: 'Opaque cursor from the previous page (X-Next-Cursor header or the Link rel="next" URL). Keep the other parameters the same.' }),
   consistency: z
     .enum(consistencyLevels, { error: `expected one of ${consistencyLevels.join(', ')}` })
