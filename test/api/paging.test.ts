@@ -2,7 +2,7 @@
 // for the list endpoint, the device endpoint and aggregates.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { get, post, startNodeProcess, type NodeProcess } from '../helpers/index.js';
+import { get, post, startNodeProcess, type HttpResponse, type NodeProcess } from '../helpers/index.js';
 import type { EntryJson } from './support.js';
 
 let node: NodeProcess;
@@ -33,7 +33,7 @@ async function pages(path: string, limit: number): Promise<{ items: EntryJson[];
   let pages = 0;
   const seenCursors = new Set<string>();
   while (next) {
-    const res = await get<EntryJson[]>(`${node.url}${next}`);
+    const res: HttpResponse<EntryJson[]> = await get<EntryJson[]>(`${node.url}${next}`);
     assert.equal(res.status, 200, res.text);
     assert.ok(res.json.length <= limit);
     items.push(...res.json);
