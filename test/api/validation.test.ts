@@ -50,6 +50,9 @@ const bodyCases: Case[] = [
   { name: 'too many tags', send: () => postJson({ ...good, tags: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }), status: 400, field: 'tags' },
   { name: 'attributes not an object', send: () => postJson({ ...good, attributes: [1, 2] }), status: 400, field: 'attributes' },
   { name: 'attributes too deep', send: () => postJson({ ...good, attributes: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } }), status: 400, field: 'attributes' },
+  // 30k levels fit under the body limit and would overflow a recursive validator's stack (a 500).
+  { name: 'attributes nested 30k deep', send: () => postRaw(`{"deviceId":"dev","timestamp":"2024-05-01T12:00:00Z","value":1,"attributes":{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}}`), status: 400, field: 'attributes' },
+  { name: 'tags nested 30k deep', send: () => postRaw(`[{"deviceId":"dev","timestamp":"2024-05-01T12:00:00Z","value":1,"tags":${'['.repeat(30_000)}${']'.repeat(30_000)}}]`), status: 400, field: '[0].tags' },
   { name: 'attributes too large', send: () => postJson({ ...good, attributes: { blob: 'x'.repeat(17_000) } }), status: 400, field: 'attributes' },
   { name: 'unknown field', send: () => postJson({ ...good, deviceID: 'typo' }), status: 400, field: 'deviceID' },
   { name: 'body is a JSON string', send: () => postJson('hello'), status: 400, field: 'body' },

@@ -24,7 +24,7 @@ import {
 } from '../../tsdb/schemas.js';
 import { uuidv7 } from '../../tsdb/uuidv7.js';
 import { entryBody } from '../body.js';
-import { HttpProblem, zodFieldErrors } from '../problem.js';
+import { fieldPath, HttpProblem, zodFieldErrors } from '../problem.js';
 import { clientSignal, requestIdOf } from '../request-context.js';
 import { decodeAggregateCursor, encodeAggregateCursor, setNextPage } from '../paging.js';
 import { methodNotAllowed } from './method-not-allowed.js';
@@ -139,6 +139,17 @@ function parseEntries(req: Request, res: Response): { entries: ValidEntry[]; sin
   const errors: FieldError[] = [];
   const entries: ValidEntry[] = [];
   const check = (raw: unknown, prefix: string) => {
+    // zod and the depth check recurse; a hostile 100k-deep attribute would overflow the stack (a
+    // 500). Bound nesting first, without recursion.
+    const deep = pathBeyondDepth(raw, limits.attributesDepth + 2);
+    if (deep) {
+      const inAttributes = deep[0] === 'attributes';
+      errors.push({
+        field: fieldPath(deep.slice(0, 1), prefix) || prefix || 'body',
+        message: inAttributes ? `expected at most ${limits.attributesDepth} levels of nesting` : 'nested too deeply: expected an entry object with the documented fields',
+      });
+      return;
+    }
     const r = entryToPointSchema.safeParse(raw);
     if (r.success) entries.push(r.data);
     else errors.push(...zodFieldErrors(r.error, prefix, entryFields, raw));
@@ -178,6 +189,19 @@ function parseEntries(req: Request, res: Response): { entries: ValidEntry[]; sin
   check(body, '');
   if (errors.length > 0) throw HttpProblem.validation(errors, 'body');
   return { entries, single: true };
+}
+
+/** Path to the first value nested deeper than maxDepth objects/arrays (the root is depth 1), or null. Iterative. */
+function pathBeyondDepth(root: unknown, maxDepth: number): PropertyKey[] | null {
+  const stack: Array<{ v: unknown; path: PropertyKey[] }> = [{ v: root, path: [] }];
+  while (stack.length > 0) {
+    const { v, path } = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (path.length >= maxDepth) return path;
+    if (Array.isArray(v)) v.forEach((x, i) => stack.push({ v: x, path: [...path, i] }));
+    else for (const [k, x] of Object.entries(v)) stack.push({ v: x, path: [...path, k] });
+  }
+  return null;
 }
 
 function tooManyEntries(): HttpProblem {
