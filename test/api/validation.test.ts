@@ -53,6 +53,7 @@ const bodyCases: Case[] = [
   // 30k levels fit under the body limit and would overflow a recursive validator's stack (a 500).
   { name: 'attributes nested 30k deep', send: () => postRaw(`{"deviceId":"dev","timestamp":"2024-05-01T12:00:00Z","value":1,"attributes":{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}}`), status: 400, field: 'attributes' },
   { name: 'tags nested 30k deep', send: () => postRaw(`[{"deviceId":"dev","timestamp":"2024-05-01T12:00:00Z","value":1,"tags":${'['.repeat(30_000)}${']'.repeat(30_000)}}]`), status: 400, field: '[0].tags' },
+  { name: '__proto__ key in attributes (would be dropped silently)', send: () => postRaw('{"deviceId":"dev","timestamp":"2024-05-01T12:00:00Z","value":1,"attributes":{"a":{"__proto__":{"x":1}}}}'), status: 400, field: 'attributes.a.__proto__' },
   { name: 'attributes too large', send: () => postJson({ ...good, attributes: { blob: 'x'.repeat(17_000) } }), status: 400, field: 'attributes' },
   { name: 'unknown field', send: () => postJson({ ...good, deviceID: 'typo' }), status: 400, field: 'deviceID' },
   { name: 'body is a JSON string', send: () => postJson('hello'), status: 400, field: 'body' },

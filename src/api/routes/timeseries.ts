@@ -139,14 +139,20 @@ function parseEntries(req: Request, res: Response): { entries: ValidEntry[]; sin
   const errors: FieldError[] = [];
   const entries: ValidEntry[] = [];
   const check = (raw: unknown, prefix: string) => {
-    // zod and the depth check recurse; a hostile 100k-deep attribute would overflow the stack (a
-    // 500). Bound nesting first, without recursion.
-    const deep = pathBeyondDepth(raw, limits.attributesDepth + 2);
-    if (deep) {
-      const inAttributes = deep[0] === 'attributes';
+    // Checked on the raw JSON, before zod: (1) zod and the depth check recurse, so a hostile
+    // 100k-deep attribute would overflow the stack (a 500); (2) a "__proto__" key would be dropped
+    // silently by object construction, losing data without telling the client.
+    const hazard = structuralHazard(raw, limits.attributesDepth + 2);
+    if (hazard) {
+      const { path, reason } = hazard;
       errors.push({
-        field: fieldPath(deep.slice(0, 1), prefix) || prefix || 'body',
-        message: inAttributes ? `expected at most ${limits.attributesDepth} levels of nesting` : 'nested too deeply: expected an entry object with the documented fields',
+        field: reason === 'proto' ? fieldPath(path, prefix) : fieldPath(path.slice(0, 1), prefix) || prefix || 'body',
+        message:
+          reason === 'proto'
+            ? 'the key "__proto__" is not allowed'
+            : path[0] === 'attributes'
+              ? `expected at most ${limits.attributesDepth} levels of nesting`
+              : 'nested too deeply: expected an entry object with the documented fields',
       });
       return;
     }
@@ -191,15 +197,19 @@ function parseEntries(req: Request, res: Response): { entries: ValidEntry[]; sin
   return { entries, single: true };
 }
 
-/** Path to the first value nested deeper than maxDepth objects/arrays (the root is depth 1), or null. Iterative. */
-function pathBeyondDepth(root: unknown, maxDepth: number): PropertyKey[] | null {
+/** The first value nested deeper than maxDepth (the root is depth 1) or under a "__proto__" key, or null. Iterative. */
+function structuralHazard(root: unknown, maxDepth: number): { path: PropertyKey[]; reason: 'depth' | 'proto' } | null {
   const stack: Array<{ v: unknown; path: PropertyKey[] }> = [{ v: root, path: [] }];
   while (stack.length > 0) {
     const { v, path } = stack.pop()!;
     if (v === null || typeof v !== 'object') continue;
-    if (path.length >= maxDepth) return path;
+    if (path.length >= maxDepth) return { path, reason: 'depth' };
     if (Array.isArray(v)) v.forEach((x, i) => stack.push({ v: x, path: [...path, i] }));
-    else for (const [k, x] of Object.entries(v)) stack.push({ v: x, path: [...path, k] });
+    else
+      for (const [k, x] of Object.entries(v)) {
+        if (k === '__proto__') return { path: [...path, k], reason: 'proto' };
+        stack.push({ v: x, path: [...path, k] });
+      }
   }
   return null;
 }
