@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { createApp, type ExtraRouter } from '../api/index.js';
 import type { DataStore } from '../storage/data-store.js';
 import { openDataStore } from '../storage/data/index.js';
-import type { NodeConfig } from './config.js';
+import { ConfigError, type NodeConfig } from './config.js';
 import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
 import type { TimeStoreService } from './service.js';
@@ -50,7 +50,7 @@ function createService(config: NodeConfig, store: DataStore, _logger?: Logger): 
     // Until the replicated service lands, refuse rather than silently run a lone node that a
     // cluster operator believes is replicated.
     if (!(config.peers && config.peers.length === 1 && config.peers[0]!.id === config.id)) {
-      throw new Error('--peers/--join: clustering is not available in this build yet; run without them for a single node');
+      throw new ConfigError('--peers/--join: clustering is not available in this build yet; run without them (a single node) or with --peers naming only this node');
     }
   }
   return new LocalService(store);
