@@ -34,7 +34,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands.find((c) => c.name === first);
   if (!command) {
-    process.stderr.write(`timestore: unknown command "${first}"; expected one of ${commands.map((c) => c.name).join(', ')}\n\n${usage()}\n`);
+    process.stderr.write(
+      `timestore: unknown command "${first}"; expected one of ${commands.map((c) => c.name).join(', ')}\n\n${usage()}\n`,
+    );
     return 2;
   }
   return command.run(rest);

@@ -2,7 +2,12 @@
 // problem+json answer into a readable error.
 import { ConfigError, type FlagSpec } from '../../src/node/config.js';
 
-export const urlFlag: FlagSpec = { name: 'url', valueName: 'url', description: 'URL of any node', default: 'http://127.0.0.1:5001' };
+export const urlFlag: FlagSpec = {
+  name: 'url',
+  valueName: 'url',
+  description: 'URL of any node',
+  default: 'http://127.0.0.1:5001',
+};
 
 export function baseUrl(raw: string): string {
   try {
@@ -17,7 +22,11 @@ export function baseUrl(raw: string): string {
 export class HttpError extends Error {}
 
 /** fetch + JSON, with problem+json and connection errors turned into one-line messages. */
-export async function call(method: string, url: string, body?: { text: string; contentType: string }): Promise<{ status: number; headers: Headers; json: unknown }> {
+export async function call(
+  method: string,
+  url: string,
+  body?: { text: string; contentType: string },
+): Promise<{ status: number; headers: Headers; json: unknown }> {
   let res: Response;
   try {
     res = await fetch(url, {
@@ -37,9 +46,12 @@ export async function call(method: string, url: string, body?: { text: string; c
     json = text;
   }
   if (res.status >= 400) {
-    const p = json as { title?: string; detail?: string; errors?: Array<{ field: string; message: string }> } | undefined;
+    const p = json as
+      { title?: string; detail?: string; errors?: Array<{ field: string; message: string }> } | undefined;
     const fields = p?.errors?.map((e) => `\n  ${e.field}: ${e.message}`).join('') ?? '';
-    throw new HttpError(`${method} ${url}: HTTP ${res.status} ${p?.title ?? ''}${p?.detail ? `: ${p.detail}` : ''}${fields}`);
+    throw new HttpError(
+      `${method} ${url}: HTTP ${res.status} ${p?.title ?? ''}${p?.detail ? `: ${p.detail}` : ''}${fields}`,
+    );
   }
   return { status: res.status, headers: res.headers, json };
 }

@@ -39,9 +39,11 @@ export const queryCommand: Subcommand = {
       }
       const v = flags.values;
       const base = baseUrl(v.url!);
-      const path = v.device !== undefined ? `/api/timeseries/device/${encodeURIComponent(v.device)}` : '/api/timeseries';
+      const path =
+        v.device !== undefined ? `/api/timeseries/device/${encodeURIComponent(v.device)}` : '/api/timeseries';
       const params = new URLSearchParams();
-      for (const k of ['from', 'to', 'order', 'limit', 'aggregate', 'interval', 'consistency']) if (v[k] !== undefined) params.set(k, v[k]!);
+      for (const k of ['from', 'to', 'order', 'limit', 'aggregate', 'interval', 'consistency'])
+        if (v[k] !== undefined) params.set(k, v[k]!);
       let cursor: string | null = null;
       do {
         if (cursor) params.set('cursor', cursor);

@@ -11,7 +11,11 @@ const specs: FlagSpec[] = [
   { name: 'timestamp', valueName: 'rfc3339', description: 'Time of the entry (default: now)' },
   { name: 'id', valueName: 'uuid', description: 'Entry id (default: generated; an existing id is replaced)' },
   { name: 'tags', valueName: 'k=v,...', description: 'Tags of the entry' },
-  { name: 'file', valueName: 'path|-', description: 'Write a batch from a file or stdin ("-"): a JSON array or NDJSON' },
+  {
+    name: 'file',
+    valueName: 'path|-',
+    description: 'Write a batch from a file or stdin ("-"): a JSON array or NDJSON',
+  },
 ];
 
 const help = `Usage: timestore write [flags]
@@ -42,16 +46,23 @@ export const writeCommand: Subcommand = {
         const isArray = text.trimStart().startsWith('[');
         body = { text, contentType: isArray ? 'application/json' : 'application/x-ndjson' };
       } else {
-        if (v.device === undefined || v.value === undefined) throw new ConfigError('give --device and --value (or --file); see timestore write --help');
+        if (v.device === undefined || v.value === undefined)
+          throw new ConfigError('give --device and --value (or --file); see timestore write --help');
         const value = Number(v.value);
-        if (v.value.trim() === '' || !Number.isFinite(value)) throw new ConfigError(`--value: expected a finite number; got "${v.value}"`);
-        const entry: Record<string, unknown> = { deviceId: v.device, timestamp: v.timestamp ?? new Date().toISOString(), value };
+        if (v.value.trim() === '' || !Number.isFinite(value))
+          throw new ConfigError(`--value: expected a finite number; got "${v.value}"`);
+        const entry: Record<string, unknown> = {
+          deviceId: v.device,
+          timestamp: v.timestamp ?? new Date().toISOString(),
+          value,
+        };
         if (v.id !== undefined) entry.id = v.id;
         if (v.tags !== undefined) {
           const tags: Record<string, string> = {};
           for (const pair of v.tags.split(',').filter(Boolean)) {
             const eq = pair.indexOf('=');
-            if (eq <= 0) throw new ConfigError(`--tags: expected k=v pairs separated by commas; "${pair}" is not one`);
+            if (eq <= 0)
+              throw new ConfigError(`--tags: expected k=v pairs separated by commas; "${pair}" is not one`);
             tags[pair.slice(0, eq)] = pair.slice(eq + 1);
           }
           entry.tags = tags;

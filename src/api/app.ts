@@ -62,7 +62,13 @@ export function createApp(opts: CreateAppOptions): express.Express {
     res.once('finish', () => {
       const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
       const route = (req.route?.path as string | undefined) ?? req.path;
-      const info: ResponseInfo = { method: req.method, route, status: res.statusCode, durationMs, requestId: res.locals.requestId as string };
+      const info: ResponseInfo = {
+        method: req.method,
+        route,
+        status: res.statusCode,
+        durationMs,
+        requestId: res.locals.requestId as string,
+      };
       opts.logger?.debug(info, 'request');
       opts.onResponse?.(info);
     });
@@ -73,7 +79,10 @@ export function createApp(opts: CreateAppOptions): express.Express {
 
   app.use(timeseriesRouter({ service: opts.service, maxBodyBytes }));
 
-  const doc = buildOpenApiDocument({ version, ...(opts.openapiPaths ? { extraPaths: opts.openapiPaths } : {}) });
+  const doc = buildOpenApiDocument({
+    version,
+    ...(opts.openapiPaths ? { extraPaths: opts.openapiPaths } : {}),
+  });
   app
     .route('/openapi.json')
     .get((_req, res) => {

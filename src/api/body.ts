@@ -4,7 +4,12 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import { HttpProblem } from './problem.js';
 
 export const jsonTypes = ['application/json'];
-export const ndjsonTypes = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/jsonlines'];
+export const ndjsonTypes = [
+  'application/x-ndjson',
+  'application/ndjson',
+  'application/jsonl',
+  'application/jsonlines',
+];
 
 /** The kind of body a request carries, from its Content-Type. */
 export type BodyKind = 'json' | 'ndjson';

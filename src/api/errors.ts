@@ -18,7 +18,9 @@ interface BodyParserError extends Error {
 
 export function notFoundHandler(): RequestHandler {
   return (req, _res, next) => {
-    next(new HttpProblem('notFound', `no route for ${req.method} ${req.path}; see /openapi.json for the API`));
+    next(
+      new HttpProblem('notFound', `no route for ${req.method} ${req.path}; see /openapi.json for the API`),
+    );
   };
 }
 
@@ -42,11 +44,19 @@ export function errorHandler(opts: { logger?: Logger; maxBodyBytes: number }): E
     }
     if (err instanceof ServiceUnavailableError) {
       const retry = Math.max(1, Math.ceil(err.retryAfterSeconds));
-      sendProblem(res, { ...problemTypes.unavailable, detail: err.message }, { 'Retry-After': String(retry) });
+      sendProblem(
+        res,
+        { ...problemTypes.unavailable, detail: err.message },
+        { 'Retry-After': String(retry) },
+      );
       return;
     }
     if (err instanceof NotLeaderError) {
-      sendProblem(res, { ...problemTypes.notLeader, detail: err.message, leaderId: err.leaderId, leaderUrl: err.leaderUrl }, { 'Retry-After': '1' });
+      sendProblem(
+        res,
+        { ...problemTypes.notLeader, detail: err.message, leaderId: err.leaderId, leaderUrl: err.leaderUrl },
+        { 'Retry-After': '1' },
+      );
       return;
     }
 
@@ -64,7 +74,11 @@ export function errorHandler(opts: { logger?: Logger; maxBodyBytes: number }): E
     const bp = err as BodyParserError;
     switch (bp?.type) {
       case 'entity.parse.failed':
-        sendProblem(res, { ...problemTypes.malformedJson, detail: `the body is not valid JSON: ${bp.message}`, errors: [{ field: 'body', message: `expected valid JSON: ${bp.message}` }] });
+        sendProblem(res, {
+          ...problemTypes.malformedJson,
+          detail: `the body is not valid JSON: ${bp.message}`,
+          errors: [{ field: 'body', message: `expected valid JSON: ${bp.message}` }],
+        });
         return;
       case 'entity.too.large':
         sendProblem(res, {
@@ -73,10 +87,16 @@ export function errorHandler(opts: { logger?: Logger; maxBodyBytes: number }): E
         });
         return;
       case 'encoding.unsupported':
-        sendProblem(res, { ...problemTypes.unsupportedMediaType, detail: `Content-Encoding "${bp.encoding}" is not supported; expected identity, gzip, deflate or br` });
+        sendProblem(res, {
+          ...problemTypes.unsupportedMediaType,
+          detail: `Content-Encoding "${bp.encoding}" is not supported; expected identity, gzip, deflate or br`,
+        });
         return;
       case 'charset.unsupported':
-        sendProblem(res, { ...problemTypes.unsupportedMediaType, detail: `charset "${bp.charset}" is not supported; expected utf-8` });
+        sendProblem(res, {
+          ...problemTypes.unsupportedMediaType,
+          detail: `charset "${bp.charset}" is not supported; expected utf-8`,
+        });
         return;
       case 'request.aborted':
         return;
@@ -85,11 +105,19 @@ export function errorHandler(opts: { logger?: Logger; maxBodyBytes: number }): E
     }
     // Other 4xx from express internals (e.g. a malformed URI escape): say so, don't call it a bug.
     if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500 && bp.expose !== false) {
-      sendProblem(res, { type: 'about:blank', title: bp.name || 'Bad request', status: bp.status, detail: bp.message });
+      sendProblem(res, {
+        type: 'about:blank',
+        title: bp.name || 'Bad request',
+        status: bp.status,
+        detail: bp.message,
+      });
       return;
     }
 
     opts.logger?.error({ requestId, err, method: req.method, url: req.originalUrl }, 'unhandled error');
-    sendProblem(res, { ...problemTypes.internal, detail: `the node failed to handle this request; quote request id ${requestId} when reporting it` });
+    sendProblem(res, {
+      ...problemTypes.internal,
+      detail: `the node failed to handle this request; quote request id ${requestId} when reporting it`,
+    });
   };
 }

@@ -46,11 +46,17 @@ function hoistShared(schemas: Record<string, unknown>): Record<string, unknown> 
   const target = new Map<string, string>();
   for (const [name, def] of Object.entries(shared)) {
     const mine = selfRefFree(JSON.stringify(def), prefix + name);
-    const same = Object.entries(schemas).find(([id, s]) => selfRefFree(JSON.stringify(s), `#/components/schemas/${id}`) === mine);
+    const same = Object.entries(schemas).find(
+      ([id, s]) => selfRefFree(JSON.stringify(s), `#/components/schemas/${id}`) === mine,
+    );
     target.set(name, same ? same[0] : `Shared_${name}`);
   }
   let text = JSON.stringify(schemas);
-  const rewrite = (t: string) => t.replace(/"#\/components\/schemas\/__shared#\/\$defs\/([^"]+)"/g, (_m, n: string) => `"#/components/schemas/${target.get(n) ?? n}"`);
+  const rewrite = (t: string) =>
+    t.replace(
+      /"#\/components\/schemas\/__shared#\/\$defs\/([^"]+)"/g,
+      (_m, n: string) => `"#/components/schemas/${target.get(n) ?? n}"`,
+    );
   text = rewrite(text);
   const out = JSON.parse(text) as Record<string, unknown>;
   for (const [name, def] of Object.entries(shared)) {
@@ -76,15 +82,30 @@ function problem(status: number, description: string) {
   return { [status]: { description, content: { 'application/problem+json': { schema: ref('Problem') } } } };
 }
 
-const unavailable = problem(503, 'No leader or no quorum within the bounded wait, or the node is shutting down; retry after Retry-After seconds.');
-const badQuery = problem(400, 'A query or path parameter is invalid; `errors` names each one and what was expected.');
+const unavailable = problem(
+  503,
+  'No leader or no quorum within the bounded wait, or the node is shutting down; retry after Retry-After seconds.',
+);
+const badQuery = problem(
+  400,
+  'A query or path parameter is invalid; `errors` names each one and what was expected.',
+);
 const methodNotAllowed = problem(405, 'The path exists but not with this method (see the Allow header).');
 const internal = problem(500, 'A bug: the node could not handle a valid request. Carries the request id.');
 
 const pagingHeaders = {
-  'X-Next-Cursor': { description: 'Cursor of the next page; absent on the last page.', schema: { type: 'string' } },
-  Link: { description: 'The next page as `<url>; rel="next"`; absent on the last page.', schema: { type: 'string' } },
-  'X-Request-Id': { description: 'The request id (echoes a valid incoming X-Request-Id).', schema: { type: 'string' } },
+  'X-Next-Cursor': {
+    description: 'Cursor of the next page; absent on the last page.',
+    schema: { type: 'string' },
+  },
+  Link: {
+    description: 'The next page as `<url>; rel="next"`; absent on the last page.',
+    schema: { type: 'string' },
+  },
+  'X-Request-Id': {
+    description: 'The request id (echoes a valid incoming X-Request-Id).',
+    schema: { type: 'string' },
+  },
 };
 
 export interface OpenApiOptions {
@@ -107,20 +128,41 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
         requestBody: {
           required: true,
           content: {
-            'application/json': { schema: { oneOf: [ref('EntryInput'), { type: 'array', items: ref('EntryInput'), minItems: 1, maxItems: limits.batchEntries }] } },
-            [ndjsonTypes[0]!]: { schema: { type: 'string', description: 'One EntryInput JSON object per line.' } },
+            'application/json': {
+              schema: {
+                oneOf: [
+                  ref('EntryInput'),
+                  { type: 'array', items: ref('EntryInput'), minItems: 1, maxItems: limits.batchEntries },
+                ],
+              },
+            },
+            [ndjsonTypes[0]!]: {
+              schema: { type: 'string', description: 'One EntryInput JSON object per line.' },
+            },
           },
         },
         responses: {
           201: {
-            description: 'Stored: the entry (for an object body) or the entries (for an array or NDJSON body).',
-            headers: { Location: { description: 'URL of the stored entry (single-entry writes).', schema: { type: 'string' } } },
+            description:
+              'Stored: the entry (for an object body) or the entries (for an array or NDJSON body).',
+            headers: {
+              Location: {
+                description: 'URL of the stored entry (single-entry writes).',
+                schema: { type: 'string' },
+              },
+            },
             content: { 'application/json': { schema: { oneOf: [ref('Entry'), ref('EntryList')] } } },
           },
-          ...problem(400, 'Malformed JSON, or invalid entries: `errors` names each bad field ([i].field for batch item i, "line n.field" for NDJSON) and what was expected. Nothing was written.'),
+          ...problem(
+            400,
+            'Malformed JSON, or invalid entries: `errors` names each bad field ([i].field for batch item i, "line n.field" for NDJSON) and what was expected. Nothing was written.',
+          ),
           ...methodNotAllowed,
-          ...problem(413, 'The body exceeds the node\'s --max-body-bytes. Nothing was written.'),
-          ...problem(415, 'Content-Type is not application/json or application/x-ndjson. Nothing was written.'),
+          ...problem(413, "The body exceeds the node's --max-body-bytes. Nothing was written."),
+          ...problem(
+            415,
+            'Content-Type is not application/json or application/x-ndjson. Nothing was written.',
+          ),
           ...unavailable,
           ...internal,
         },
@@ -132,7 +174,11 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
         description: `Entries in time order, ${limits.defaultLimit} per page by default (at most ${limits.maxLimit}). The body is a plain JSON array (as in the original API); the next page's cursor is in the X-Next-Cursor and Link headers.`,
         parameters: queryParameters(listQuerySchema),
         responses: {
-          200: { description: 'One page of entries.', headers: pagingHeaders, content: { 'application/json': { schema: ref('EntryList') } } },
+          200: {
+            description: 'One page of entries.',
+            headers: pagingHeaders,
+            content: { 'application/json': { schema: ref('EntryList') } },
+          },
           ...badQuery,
           ...methodNotAllowed,
           ...unavailable,
@@ -146,17 +192,25 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
         tags: ['TimeSeries'],
         summary: 'Entries of one device, or aggregates over time buckets',
         description:
-          'Without `aggregate`: the device\'s entries in time order, paged like GET /api/timeseries. ' +
+          "Without `aggregate`: the device's entries in time order, paged like GET /api/timeseries. " +
           'With `aggregate` and `interval`: one object per non-empty bucket (aligned to the Unix epoch) with the requested functions, paged with the same headers.',
         parameters: [
-          { name: 'deviceId', in: 'path', required: true, description: 'The device id (URL-encoded).', schema: { type: 'string', minLength: 1 } },
+          {
+            name: 'deviceId',
+            in: 'path',
+            required: true,
+            description: 'The device id (URL-encoded).',
+            schema: { type: 'string', minLength: 1 },
+          },
           ...queryParameters(deviceQuerySchema),
         ],
         responses: {
           200: {
             description: 'Entries (EntryList), or buckets (AggregateBucketList) when `aggregate` is given.',
             headers: pagingHeaders,
-            content: { 'application/json': { schema: { oneOf: [ref('EntryList'), ref('AggregateBucketList')] } } },
+            content: {
+              'application/json': { schema: { oneOf: [ref('EntryList'), ref('AggregateBucketList')] } },
+            },
           },
           ...badQuery,
           ...methodNotAllowed,
@@ -170,7 +224,10 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
         operationId: 'getEntry',
         tags: ['TimeSeries'],
         summary: 'One entry by id',
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }, ...consistencyParams],
+        parameters: [
+          { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
+          ...consistencyParams,
+        ],
         responses: {
           200: { description: 'The entry.', content: { 'application/json': { schema: ref('Entry') } } },
           ...badQuery,
@@ -185,7 +242,13 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
         tags: ['TimeSeries'],
         summary: 'Delete one entry by id (idempotent: 204 whether or not it existed)',
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-        responses: { 204: { description: 'Deleted (or never existed).' }, ...badQuery, ...methodNotAllowed, ...unavailable, ...internal },
+        responses: {
+          204: { description: 'Deleted (or never existed).' },
+          ...badQuery,
+          ...methodNotAllowed,
+          ...unavailable,
+          ...internal,
+        },
       },
     },
     '/livez': {
@@ -193,14 +256,27 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
         operationId: 'livez',
         tags: ['Health'],
         summary: 'Liveness: the process serves HTTP',
-        responses: { 200: { description: 'Alive.', content: { 'application/json': { schema: ref('Livez') } } }, ...methodNotAllowed },
+        responses: {
+          200: { description: 'Alive.', content: { 'application/json': { schema: ref('Livez') } } },
+          ...methodNotAllowed,
+        },
       },
     },
     '/openapi.json': {
-      get: { operationId: 'openapi', tags: ['Docs'], summary: 'This document', responses: { 200: { description: 'The OpenAPI 3.1 document.', content: { 'application/json': {} } } } },
+      get: {
+        operationId: 'openapi',
+        tags: ['Docs'],
+        summary: 'This document',
+        responses: { 200: { description: 'The OpenAPI 3.1 document.', content: { 'application/json': {} } } },
+      },
     },
     '/swagger': {
-      get: { operationId: 'swagger', tags: ['Docs'], summary: 'Swagger UI for this document', responses: { 200: { description: 'HTML.', content: { 'text/html': {} } } } },
+      get: {
+        operationId: 'swagger',
+        tags: ['Docs'],
+        summary: 'Swagger UI for this document',
+        responses: { 200: { description: 'HTML.', content: { 'text/html': {} } } },
+      },
     },
     ...(opts.extraPaths ?? {}),
   };
@@ -212,7 +288,7 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
       title: 'TimeStore',
       version: opts.version,
       description:
-        'A Raft-replicated time-series database on SQLite. The TimeSeries endpoints keep the original Time Store API\'s JSON shapes. ' +
+        "A Raft-replicated time-series database on SQLite. The TimeSeries endpoints keep the original Time Store API's JSON shapes. " +
         `Every error is RFC 9457 application/problem+json; problem types: ${Object.values(problemTypes)
           .map((p) => `${p.type} (${p.status})`)
           .join(', ')}. ` +

@@ -24,7 +24,9 @@ export function encodeAggregateCursor(boundMicros: number): string {
 export function decodeAggregateCursor(cursor: string): number | null {
   if (!cursor.startsWith(PREFIX)) return null;
   try {
-    const v = JSON.parse(Buffer.from(cursor.slice(PREFIX.length), 'base64url').toString('utf8')) as { b?: unknown };
+    const v = JSON.parse(Buffer.from(cursor.slice(PREFIX.length), 'base64url').toString('utf8')) as {
+      b?: unknown;
+    };
     return typeof v.b === 'number' && Number.isSafeInteger(v.b) ? v.b : null;
   } catch {
     return null;

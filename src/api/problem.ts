@@ -9,9 +9,21 @@ export const problemTypes = {
   validation: { type: 'urn:timestore:problem:validation', title: 'Invalid request', status: 400 },
   malformedJson: { type: 'urn:timestore:problem:malformed-json', title: 'Malformed JSON', status: 400 },
   notFound: { type: 'urn:timestore:problem:not-found', title: 'Not found', status: 404 },
-  methodNotAllowed: { type: 'urn:timestore:problem:method-not-allowed', title: 'Method not allowed', status: 405 },
-  payloadTooLarge: { type: 'urn:timestore:problem:payload-too-large', title: 'Request body too large', status: 413 },
-  unsupportedMediaType: { type: 'urn:timestore:problem:unsupported-media-type', title: 'Unsupported media type', status: 415 },
+  methodNotAllowed: {
+    type: 'urn:timestore:problem:method-not-allowed',
+    title: 'Method not allowed',
+    status: 405,
+  },
+  payloadTooLarge: {
+    type: 'urn:timestore:problem:payload-too-large',
+    title: 'Request body too large',
+    status: 413,
+  },
+  unsupportedMediaType: {
+    type: 'urn:timestore:problem:unsupported-media-type',
+    title: 'Unsupported media type',
+    status: 415,
+  },
   unavailable: { type: 'urn:timestore:problem:unavailable', title: 'Service unavailable', status: 503 },
   notLeader: { type: 'urn:timestore:problem:not-leader', title: 'Not the leader', status: 503 },
   internal: { type: 'urn:timestore:problem:internal', title: 'Internal error', status: 500 },
@@ -24,7 +36,12 @@ export class HttpProblem extends Error {
   readonly problem: Problem;
   readonly headers: Record<string, string>;
 
-  constructor(kind: ProblemKind, detail: string, extra: Partial<Problem> = {}, headers: Record<string, string> = {}) {
+  constructor(
+    kind: ProblemKind,
+    detail: string,
+    extra: Partial<Problem> = {},
+    headers: Record<string, string> = {},
+  ) {
     super(detail);
     this.name = 'HttpProblem';
     this.problem = { ...problemTypes[kind], detail, ...extra };
@@ -37,7 +54,11 @@ export class HttpProblem extends Error {
       .slice(0, 3)
       .map((e) => `${e.field}: ${e.message}`)
       .join('; ');
-    return new HttpProblem('validation', `${n} invalid field${n === 1 ? '' : 's'} in the ${where}: ${summary}${n > 3 ? '; ...' : ''}`, { errors });
+    return new HttpProblem(
+      'validation',
+      `${n} invalid field${n === 1 ? '' : 's'} in the ${where}: ${summary}${n > 3 ? '; ...' : ''}`,
+      { errors },
+    );
   }
 }
 
@@ -52,7 +73,12 @@ export function fieldPath(path: ReadonlyArray<PropertyKey>, prefix = ''): string
 }
 
 /** One FieldError per zod issue; unknown keys get one error each, naming the key. */
-export function zodFieldErrors(error: z.ZodError, prefix = '', knownFields?: readonly string[], input?: unknown): FieldError[] {
+export function zodFieldErrors(
+  error: z.ZodError,
+  prefix = '',
+  knownFields?: readonly string[],
+  input?: unknown,
+): FieldError[] {
   const out: FieldError[] = [];
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {
@@ -83,7 +109,11 @@ function valueAt(root: unknown, path: ReadonlyArray<PropertyKey>): unknown {
 
 export function sendProblem(res: Response, problem: Problem, headers: Record<string, string> = {}): void {
   const requestId = res.locals.requestId as string | undefined;
-  const body: Problem = { ...problem, instance: problem.instance ?? res.req.originalUrl, ...(requestId ? { requestId } : {}) };
+  const body: Problem = {
+    ...problem,
+    instance: problem.instance ?? res.req.originalUrl,
+    ...(requestId ? { requestId } : {}),
+  };
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
   res.status(problem.status).type('application/problem+json').send(JSON.stringify(body));
 }

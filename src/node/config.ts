@@ -44,7 +44,11 @@ export interface ParsedFlags {
  * Parse `--flag value`, `--flag=value` and boolean `--flag`; environment variables fill in the
  * flags not given. Unknown flags are an error (a typo must not silently fall back to a default).
  */
-export function parseFlags(argv: string[], specs: FlagSpec[], env: NodeJS.ProcessEnv = process.env): ParsedFlags {
+export function parseFlags(
+  argv: string[],
+  specs: FlagSpec[],
+  env: NodeJS.ProcessEnv = process.env,
+): ParsedFlags {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values: Record<string, string> = {};
   const sources: Record<string, string> = {};
@@ -130,32 +134,74 @@ function sourceOf(key: string, sources: Record<string, string>): string {
 
 export const nodeFlagSpecs: FlagSpec[] = [
   { name: 'id', valueName: 'id', description: 'Node id, unique in the cluster (default: the host name)' },
-  { name: 'listen', valueName: 'host:port', description: 'Address to serve HTTP on (API and Raft peers)', default: '127.0.0.1:5001' },
-  { name: 'data-dir', valueName: 'path', description: 'Directory for data.db and raft.db', default: './data' },
-  { name: 'peers', valueName: 'id=url,...', description: 'Initial voters of a brand-new cluster, including this node' },
+  {
+    name: 'listen',
+    valueName: 'host:port',
+    description: 'Address to serve HTTP on (API and Raft peers)',
+    default: '127.0.0.1:5001',
+  },
+  {
+    name: 'data-dir',
+    valueName: 'path',
+    description: 'Directory for data.db and raft.db',
+    default: './data',
+  },
+  {
+    name: 'peers',
+    valueName: 'id=url,...',
+    description: 'Initial voters of a brand-new cluster, including this node',
+  },
   { name: 'join', valueName: 'url', description: 'URL of a member of an existing cluster to join' },
-  { name: 'advertise', valueName: 'url', description: 'URL peers use to reach this node (default: http://<listen>)' },
-  { name: 'election-timeout-ms', valueName: 'ms', description: 'Raft election timeout (randomized in [t, 2t))', default: '1000' },
-  { name: 'heartbeat-ms', valueName: 'ms', description: 'Raft heartbeat interval (must be below the election timeout)', default: '100' },
-  { name: 'max-body-bytes', valueName: 'bytes', description: 'Largest accepted request body', default: String(4 * 1024 * 1024) },
-  { name: 'log-level', valueName: 'level', description: 'fatal|error|warn|info|debug|trace|silent', default: 'info' },
+  {
+    name: 'advertise',
+    valueName: 'url',
+    description: 'URL peers use to reach this node (default: http://<listen>)',
+  },
+  {
+    name: 'election-timeout-ms',
+    valueName: 'ms',
+    description: 'Raft election timeout (randomized in [t, 2t))',
+    default: '1000',
+  },
+  {
+    name: 'heartbeat-ms',
+    valueName: 'ms',
+    description: 'Raft heartbeat interval (must be below the election timeout)',
+    default: '100',
+  },
+  {
+    name: 'max-body-bytes',
+    valueName: 'bytes',
+    description: 'Largest accepted request body',
+    default: String(4 * 1024 * 1024),
+  },
+  {
+    name: 'log-level',
+    valueName: 'level',
+    description: 'fatal|error|warn|info|debug|trace|silent',
+    default: 'info',
+  },
 ];
 
 const nodeIdPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const nodeIdSchema = z.string().regex(nodeIdPattern, {
-  error: 'expected a node id: 1-63 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
+  error:
+    'expected a node id: 1-63 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
 });
 
 const httpUrl = z
   .string()
-  .refine((s) => {
-    try {
-      const u = new URL(s);
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.host !== '';
-    } catch {
-      return false;
-    }
-  }, { error: 'expected an http(s) URL such as http://10.0.0.1:5001' })
+  .refine(
+    (s) => {
+      try {
+        const u = new URL(s);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.host !== '';
+      } catch {
+        return false;
+      }
+    },
+    { error: 'expected an http(s) URL such as http://10.0.0.1:5001' },
+  )
   .transform((s) => s.replace(/\/+$/, ''));
 
 const listenSchema = z.string().transform((s, ctx) => {
@@ -163,7 +209,10 @@ const listenSchema = z.string().transform((s, ctx) => {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(s);
   const port = m ? Number(m[3]) : NaN;
   if (!m || !(port >= 0 && port <= 65535)) {
-    ctx.addIssue({ code: 'custom', message: `expected host:port (e.g. 127.0.0.1:5001 or 0.0.0.0:5001), got "${s}"` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected host:port (e.g. 127.0.0.1:5001 or 0.0.0.0:5001), got "${s}"`,
+    });
     return z.NEVER;
   }
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
@@ -171,12 +220,18 @@ const listenSchema = z.string().transform((s, ctx) => {
 
 const peersSchema = z.string().transform((s, ctx) => {
   const peers: Array<{ id: string; url: string }> = [];
-  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of s
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     const id = eq > 0 ? part.slice(0, eq) : '';
     const url = eq > 0 ? httpUrl.safeParse(part.slice(eq + 1)) : null;
     if (!nodeIdPattern.test(id) || !url?.success) {
-      ctx.addIssue({ code: 'custom', message: `expected id=url pairs separated by commas (n1=http://127.0.0.1:5001,...); "${part}" is not one` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected id=url pairs separated by commas (n1=http://127.0.0.1:5001,...); "${part}" is not one`,
+      });
       return z.NEVER;
     }
     if (peers.some((p) => p.id === id)) {
@@ -197,7 +252,13 @@ const intFlag = (min: number, max: number) =>
     .string()
     .regex(/^\d+$/, { error: `expected a whole number between ${min} and ${max}` })
     .transform(Number)
-    .pipe(z.number().int().min(min, { error: `expected at least ${min}` }).max(max, { error: `expected at most ${max}` }));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { error: `expected at least ${min}` })
+        .max(max, { error: `expected at most ${max}` }),
+    );
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -216,12 +277,25 @@ const nodeFlagsSchema = z
     logLevel: z.enum(logLevels, { error: `expected one of ${logLevels.join(', ')}` }),
   })
   .superRefine((c, ctx) => {
-    if (c.peers && c.join) ctx.addIssue({ code: 'custom', path: ['join'], message: 'give either --peers (new cluster) or --join (existing cluster), not both' });
+    if (c.peers && c.join)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['join'],
+        message: 'give either --peers (new cluster) or --join (existing cluster), not both',
+      });
     if (c.peers && !c.peers.some((p) => p.id === c.id)) {
-      ctx.addIssue({ code: 'custom', path: ['peers'], message: `must include this node's id "${c.id}" (e.g. ${c.id}=http://...)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['peers'],
+        message: `must include this node's id "${c.id}" (e.g. ${c.id}=http://...)`,
+      });
     }
     if (c.heartbeatMs >= c.electionTimeoutMs) {
-      ctx.addIssue({ code: 'custom', path: ['heartbeatMs'], message: `must be below --election-timeout-ms (${c.electionTimeoutMs})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['heartbeatMs'],
+        message: `must be below --election-timeout-ms (${c.electionTimeoutMs})`,
+      });
     }
   });
 
@@ -246,11 +320,16 @@ export interface NodeArgs {
 }
 
 /** Parse `timestore node` argv (without the subcommand) and TIMESTORE_* variables. Throws ConfigError. */
-export function parseNodeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): NodeArgs | { help: true } {
+export function parseNodeArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): NodeArgs | { help: true } {
   const flags = parseFlags(argv, nodeFlagSpecs, env);
   if (flags.help) return { help: true };
   if (flags.positionals.length > 0) {
-    throw new ConfigError(`unexpected argument "${flags.positionals[0]}"; timestore node takes only flags (see --help)`);
+    throw new ConfigError(
+      `unexpected argument "${flags.positionals[0]}"; timestore node takes only flags (see --help)`,
+    );
   }
   const config = nodeConfigFromFlags(flags);
   return { config, help: false };
@@ -288,7 +367,11 @@ export function nodeConfigFromFlags(flags: ParsedFlags): NodeConfig {
 }
 
 /** The URL peers should use: this node's own entry in --peers, else the listen address (a wildcard becomes the host name). */
-function defaultAdvertise(id: string, listen: { host: string; port: number }, peers?: Array<{ id: string; url: string }>): string {
+function defaultAdvertise(
+  id: string,
+  listen: { host: string; port: number },
+  peers?: Array<{ id: string; url: string }>,
+): string {
   const own = peers?.find((p) => p.id === id);
   if (own) return own.url;
   const wildcard = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === '';
@@ -297,7 +380,11 @@ function defaultAdvertise(id: string, listen: { host: string; port: number }, pe
 }
 
 /** Defaults for programmatic use (tests, `timestore cluster`): parse with no argv and no environment. */
-export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConfig, 'id' | 'dataDir'>): NodeConfig {
-  const base = nodeConfigFromFlags(parseFlags(['--id', overrides.id, '--data-dir', overrides.dataDir], nodeFlagSpecs, {}));
+export function defaultNodeConfig(
+  overrides: Partial<NodeConfig> & Pick<NodeConfig, 'id' | 'dataDir'>,
+): NodeConfig {
+  const base = nodeConfigFromFlags(
+    parseFlags(['--id', overrides.id, '--data-dir', overrides.dataDir], nodeFlagSpecs, {}),
+  );
   return { ...base, ...overrides };
 }

@@ -50,8 +50,15 @@ export async function listen(handler: RequestListener, opts: ListenOptions): Pro
       socket.destroy();
       return;
     }
-    const body = JSON.stringify({ type: 'urn:timestore:problem:bad-request', title: 'Bad request', status: 400, detail: `unparseable HTTP request: ${err.code ?? err.message}` });
-    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    const body = JSON.stringify({
+      type: 'urn:timestore:problem:bad-request',
+      title: 'Bad request',
+      status: 400,
+      detail: `unparseable HTTP request: ${err.code ?? err.message}`,
+    });
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -75,7 +82,10 @@ export async function listen(handler: RequestListener, opts: ListenOptions): Pro
       server.closeIdleConnections();
       const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const force = setTimeout(() => {
-        opts.logger?.warn({ inFlight: active, connections: sockets.size }, `in-flight requests did not finish within ${graceMs} ms; closing their connections`);
+        opts.logger?.warn(
+          { inFlight: active, connections: sockets.size },
+          `in-flight requests did not finish within ${graceMs} ms; closing their connections`,
+        );
         server.closeAllConnections();
         for (const s of sockets) s.destroy();
       }, graceMs);
@@ -95,7 +105,11 @@ export async function listen(handler: RequestListener, opts: ListenOptions): Pro
  * On SIGTERM or SIGINT run `shutdown` once and exit 0 (1 if it failed). A second signal while
  * shutting down exits 1 at once: the operator asked twice. Returns a function that uninstalls.
  */
-export function exitOnSignals(shutdown: (signal: NodeJS.Signals) => Promise<void>, logger?: Logger, signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): () => void {
+export function exitOnSignals(
+  shutdown: (signal: NodeJS.Signals) => Promise<void>,
+  logger?: Logger,
+  signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'],
+): () => void {
   let shuttingDown = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (shuttingDown) {

@@ -7,7 +7,12 @@
 // requests, which is where single-node ingest throughput comes from.
 import type { Command } from '../tsdb/model.js';
 import type { DataStore } from '../storage/data-store.js';
-import { ServiceUnavailableError, type Consistency, type TimeStoreService, type WriteResult } from './service.js';
+import {
+  ServiceUnavailableError,
+  type Consistency,
+  type TimeStoreService,
+  type WriteResult,
+} from './service.js';
 
 interface Pending {
   command: Command;
@@ -48,7 +53,11 @@ export class LocalService implements TimeStoreService {
     });
   }
 
-  async read<T>(_consistency: Consistency, fn: (store: DataStore) => T, opts: { signal?: AbortSignal } = {}): Promise<T> {
+  async read<T>(
+    _consistency: Consistency,
+    fn: (store: DataStore) => T,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<T> {
     if (this.closed) throw new ServiceUnavailableError('the node is shutting down', 1);
     opts.signal?.throwIfAborted();
     // A single node applies every acknowledged write before acknowledging it, so local state is

@@ -50,7 +50,9 @@ function createService(config: NodeConfig, store: DataStore, _logger?: Logger): 
     // Until the replicated service lands, refuse rather than silently run a lone node that a
     // cluster operator believes is replicated.
     if (!(config.peers && config.peers.length === 1 && config.peers[0]!.id === config.id)) {
-      throw new ConfigError('--peers/--join: clustering is not available in this build yet; run without them (a single node) or with --peers naming only this node');
+      throw new ConfigError(
+        '--peers/--join: clustering is not available in this build yet; run without them (a single node) or with --peers naming only this node',
+      );
     }
   }
   return new LocalService(store);
@@ -72,8 +74,15 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       ...(logger ? { logger } : {}),
       ...(opts.extraRouters ? { extraRouters: opts.extraRouters } : {}),
     });
-    http = await listen(app, { host: config.listen.host, port: config.listen.port, ...(logger ? { logger } : {}) });
-    logger?.info({ url: http.url, dataDir: config.dataDir, appliedIndex: store.appliedIndex(), points: store.count() }, 'node listening');
+    http = await listen(app, {
+      host: config.listen.host,
+      port: config.listen.port,
+      ...(logger ? { logger } : {}),
+    });
+    logger?.info(
+      { url: http.url, dataDir: config.dataDir, appliedIndex: store.appliedIndex(), points: store.count() },
+      'node listening',
+    );
 
     let closing: Promise<void> | null = null;
     const close = () =>
@@ -98,7 +107,10 @@ export function packageVersion(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'timestore' && pkg.version) return (cachedVersion = pkg.version);
     } catch {
       // not here; go up

@@ -52,7 +52,15 @@ export const limits = {
   maxLimit: 10_000,
 } as const;
 
-export const aggregateFns = ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'] as const satisfies readonly AggregateFn[];
+export const aggregateFns = [
+  'count',
+  'sum',
+  'avg',
+  'min',
+  'max',
+  'first',
+  'last',
+] as const satisfies readonly AggregateFn[];
 export const consistencyLevels = ['linearizable', 'leader', 'none'] as const;
 
 const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
@@ -62,17 +70,25 @@ const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 // ---------------------------------------------------------------------------------------------
 
 const uuidMessage = 'expected a UUID such as 0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2';
-export const idSchema = z
-  .guid({ error: uuidMessage })
-  .meta({ description: 'Entry id (UUID). Generated (UUIDv7, time-ordered) when absent. Writing an id that exists replaces that entry.', examples: ['0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2'] });
+export const idSchema = z.guid({ error: uuidMessage }).meta({
+  description:
+    'Entry id (UUID). Generated (UUIDv7, time-ordered) when absent. Writing an id that exists replaces that entry.',
+  examples: ['0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2'],
+});
 
 export const deviceIdSchema = z
   .string({ error: 'expected a non-empty string' })
   .min(1, { error: 'expected a non-empty string' })
-  .refine((s) => utf8Bytes(s) <= limits.deviceIdBytes, { error: `expected at most ${limits.deviceIdBytes} bytes of UTF-8` })
-  .meta({ description: `Device (series) id: a non-empty string of at most ${limits.deviceIdBytes} UTF-8 bytes.`, examples: ['sensor-42'] });
+  .refine((s) => utf8Bytes(s) <= limits.deviceIdBytes, {
+    error: `expected at most ${limits.deviceIdBytes} bytes of UTF-8`,
+  })
+  .meta({
+    description: `Device (series) id: a non-empty string of at most ${limits.deviceIdBytes} UTF-8 bytes.`,
+    examples: ['sensor-42'],
+  });
 
-const timestampMessage = 'expected an RFC 3339 date-time with a time zone (e.g. 2024-05-01T12:00:00.123456Z) or an epoch number with "precision"';
+const timestampMessage =
+  'expected an RFC 3339 date-time with a time zone (e.g. 2024-05-01T12:00:00.123456Z) or an epoch number with "precision"';
 export const timestampInputSchema = z
   .union(
     [
@@ -95,7 +111,10 @@ export const timestampInputSchema = z
 
 export const precisionSchema = z
   .enum(precisions, { error: `expected one of ${precisions.join(', ')}` })
-  .meta({ description: 'Unit of a numeric timestamp: s, ms, us or ns since the Unix epoch. Required when timestamp is a number.' });
+  .meta({
+    description:
+      'Unit of a numeric timestamp: s, ms, us or ns since the Unix epoch. Required when timestamp is a number.',
+  });
 
 export const valueSchema = z
   .number({ error: 'expected a finite number (a JSON number, not a string, null, NaN or Infinity)' })
@@ -103,17 +122,34 @@ export const valueSchema = z
 
 export const tagsSchema = z
   .record(
-    z.string().min(1, { error: 'tag names must be non-empty' }).refine((k) => utf8Bytes(k) <= limits.tagKeyBytes, { error: `tag names must be at most ${limits.tagKeyBytes} bytes` }),
-    z.string({ error: 'expected a string tag value' }).refine((v) => utf8Bytes(v) <= limits.tagValueBytes, { error: `expected a tag value of at most ${limits.tagValueBytes} bytes` }),
+    z
+      .string()
+      .min(1, { error: 'tag names must be non-empty' })
+      .refine((k) => utf8Bytes(k) <= limits.tagKeyBytes, {
+        error: `tag names must be at most ${limits.tagKeyBytes} bytes`,
+      }),
+    z.string({ error: 'expected a string tag value' }).refine((v) => utf8Bytes(v) <= limits.tagValueBytes, {
+      error: `expected a tag value of at most ${limits.tagValueBytes} bytes`,
+    }),
     { error: 'expected an object of string values, e.g. {"site": "north"}' },
   )
   .refine((t) => Object.keys(t).length <= limits.tags, { error: `expected at most ${limits.tags} tags` })
-  .meta({ description: `Indexed string labels (low cardinality): at most ${limits.tags} tags, names up to ${limits.tagKeyBytes} bytes, values up to ${limits.tagValueBytes} bytes.`, examples: [{ site: 'north' }] });
+  .meta({
+    description: `Indexed string labels (low cardinality): at most ${limits.tags} tags, names up to ${limits.tagKeyBytes} bytes, values up to ${limits.tagValueBytes} bytes.`,
+    examples: [{ site: 'north' }],
+  });
 
 /** Any JSON value (attributes' values); its own component so the document's $refs stay simple. */
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export const jsonValueSchema: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValueSchema), z.record(z.string(), jsonValueSchema)]),
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(jsonValueSchema),
+    z.record(z.string(), jsonValueSchema),
+  ]),
 );
 apiSchemas.add(jsonValueSchema, { id: 'JsonValue' });
 
@@ -128,11 +164,22 @@ export const attributesSchema = z
   .record(z.string(), z.json(), { error: 'expected a JSON object' })
   .superRefine((a, ctx) => {
     const depth = jsonDepth(a);
-    if (depth > limits.attributesDepth) ctx.addIssue({ code: 'custom', message: `expected at most ${limits.attributesDepth} levels of nesting, got ${depth}` });
+    if (depth > limits.attributesDepth)
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected at most ${limits.attributesDepth} levels of nesting, got ${depth}`,
+      });
     const bytes = utf8Bytes(JSON.stringify(a));
-    if (bytes > limits.attributesBytes) ctx.addIssue({ code: 'custom', message: `expected at most ${limits.attributesBytes} bytes as JSON, got ${bytes}` });
+    if (bytes > limits.attributesBytes)
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected at most ${limits.attributesBytes} bytes as JSON, got ${bytes}`,
+      });
   })
-  .meta({ description: `Free-form JSON object stored with the entry: at most ${limits.attributesBytes} bytes as JSON and ${limits.attributesDepth} levels deep.`, examples: [{ firmware: '1.2.0' }] });
+  .meta({
+    description: `Free-form JSON object stored with the entry: at most ${limits.attributesBytes} bytes as JSON and ${limits.attributesDepth} levels deep.`,
+    examples: [{ firmware: '1.2.0' }],
+  });
 
 /** One entry as a client sends it. Unknown fields are rejected, so a misspelt field is not silently dropped. */
 export const entryInputSchema = z
@@ -163,7 +210,11 @@ export const entryToPointSchema = entryInputSchema.transform((e, ctx): ValidEntr
     ts = parseRfc3339(e.timestamp); // validated by the field schema
   } else {
     if (!e.precision) {
-      ctx.addIssue({ code: 'custom', path: ['precision'], message: `required when timestamp is a number: one of ${precisions.join(', ')}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['precision'],
+        message: `required when timestamp is a number: one of ${precisions.join(', ')}`,
+      });
       return z.NEVER;
     }
     const precision = e.precision;
@@ -195,8 +246,16 @@ export const entrySchema = z
     tags: z.record(z.string(), z.string()).optional(),
     attributes: z.record(z.string(), jsonValueSchema).optional(),
   })
-  .meta({ description: 'A stored entry (the original Time Store shape plus optional tags and attributes).',
-    examples: [{ id: '0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2', deviceId: 'sensor-42', timestamp: '2024-05-01T12:00:00.123456Z', value: 21.5 }],
+  .meta({
+    description: 'A stored entry (the original Time Store shape plus optional tags and attributes).',
+    examples: [
+      {
+        id: '0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2',
+        deviceId: 'sensor-42',
+        timestamp: '2024-05-01T12:00:00.123456Z',
+        value: 21.5,
+      },
+    ],
   })
   .register(apiSchemas, { id: 'Entry' });
 
@@ -209,22 +268,31 @@ export function pointToEntry(p: Point): Entry {
   return e;
 }
 
-export const entryListSchema = z.array(entrySchema).meta({ description: 'One page of entries.' })
+export const entryListSchema = z
+  .array(entrySchema)
+  .meta({ description: 'One page of entries.' })
   .register(apiSchemas, { id: 'EntryList' });
 
 // ---------------------------------------------------------------------------------------------
 // Query parameters
 // ---------------------------------------------------------------------------------------------
 
-const timeParamMessage = 'expected an RFC 3339 date-time (e.g. 2024-05-01T00:00:00Z) or an epoch number with "precision"';
-const timeParam = (description: string) =>
-  z.string({ error: timeParamMessage }).meta({ description });
+const timeParamMessage =
+  'expected an RFC 3339 date-time (e.g. 2024-05-01T00:00:00Z) or an epoch number with "precision"';
+const timeParam = (description: string) => z.string({ error: timeParamMessage }).meta({ description });
 
 export const readQueryShape = {
-  from: timeParam('Inclusive lower time bound: RFC 3339, or an epoch number in the unit given by "precision".').optional(),
-  to: timeParam('Exclusive upper time bound: RFC 3339, or an epoch number in the unit given by "precision".').optional(),
+  from: timeParam(
+    'Inclusive lower time bound: RFC 3339, or an epoch number in the unit given by "precision".',
+  ).optional(),
+  to: timeParam(
+    'Exclusive upper time bound: RFC 3339, or an epoch number in the unit given by "precision".',
+  ).optional(),
   precision: precisionSchema.optional().meta({ description: 'Unit of numeric from/to: s, ms, us or ns.' }),
-  order: z.enum(['asc', 'desc'], { error: 'expected asc or desc' }).default('asc').meta({ description: 'Time order of the results.' }),
+  order: z
+    .enum(['asc', 'desc'], { error: 'expected asc or desc' })
+    .default('asc')
+    .meta({ description: 'Time order of the results.' }),
   limit: z.coerce
     .number({ error: `expected a whole number between 1 and ${limits.maxLimit}` })
     .int({ error: `expected a whole number between 1 and ${limits.maxLimit}` })
@@ -232,19 +300,23 @@ export const readQueryShape = {
     .max(limits.maxLimit, { error: `expected at most ${limits.maxLimit}` })
     .default(limits.defaultLimit)
     .meta({ description: `Page size: default ${limits.defaultLimit}, at most ${limits.maxLimit}.` }),
-  cursor: z.string({ error: 'expected the cursor once' }).min(1).max(4096).optional().meta({ description: 'Opaque cursor from the previous page (X-Next-Cursor header or the Link rel="next" URL). Keep the other parameters the same.' }),
+  cursor: z.string({ error: 'expected the cursor once' }).min(1).max(4096).optional().meta({
+    description:
+      'Opaque cursor from the previous page (X-Next-Cursor header or the Link rel="next" URL). Keep the other parameters the same.',
+  }),
   consistency: z
     .enum(consistencyLevels, { error: `expected one of ${consistencyLevels.join(', ')}` })
     .default('linearizable')
-    .meta({ description: 'Read consistency: linearizable (default; sees every acknowledged write), leader (the leader\'s state without a quorum round), none (this node\'s state, possibly stale).' }),
+    .meta({
+      description:
+        "Read consistency: linearizable (default; sees every acknowledged write), leader (the leader's state without a quorum round), none (this node's state, possibly stale).",
+    }),
 };
 
-export const listQuerySchema = z
-  .strictObject({
-    ...readQueryShape,
-    deviceId: deviceIdSchema.optional().meta({ description: 'Only entries of this device.' }),
-  })
-  ;
+export const listQuerySchema = z.strictObject({
+  ...readQueryShape,
+  deviceId: deviceIdSchema.optional().meta({ description: 'Only entries of this device.' }),
+});
 
 export const deviceQuerySchema = z
   .strictObject({
@@ -252,48 +324,80 @@ export const deviceQuerySchema = z
     aggregate: z
       .string({ error: 'expected a comma-separated list' })
       .transform((s, ctx) => {
-        const fns = s.split(',').map((f) => f.trim()).filter(Boolean);
+        const fns = s
+          .split(',')
+          .map((f) => f.trim())
+          .filter(Boolean);
         const bad = fns.filter((f) => !(aggregateFns as readonly string[]).includes(f));
         if (fns.length === 0 || bad.length > 0) {
-          ctx.addIssue({ code: 'custom', message: `expected a comma-separated list of ${aggregateFns.join(', ')}${bad.length ? `; unknown: ${bad.join(', ')}` : ''}` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected a comma-separated list of ${aggregateFns.join(', ')}${bad.length ? `; unknown: ${bad.join(', ')}` : ''}`,
+          });
           return z.NEVER;
         }
         return [...new Set(fns)] as AggregateFn[];
       })
       .optional()
-      .meta({ description: `Aggregate instead of listing: comma-separated functions from ${aggregateFns.join(', ')} (requires "interval").`, examples: ['avg,max'] }),
+      .meta({
+        description: `Aggregate instead of listing: comma-separated functions from ${aggregateFns.join(', ')} (requires "interval").`,
+        examples: ['avg,max'],
+      }),
     interval: z
       .string({ error: 'expected a duration such as 1h' })
       .transform((s, ctx) => {
         const us = parseDurationMicros(s);
         if (us === null || us <= 0) {
-          ctx.addIssue({ code: 'custom', message: `expected a positive duration such as 500ms, 10s, 5m, 1h or 1d; got "${s}"` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected a positive duration such as 500ms, 10s, 5m, 1h or 1d; got "${s}"`,
+          });
           return z.NEVER;
         }
         return us;
       })
       .optional()
-      .meta({ description: 'Bucket width for "aggregate": a duration such as 10s, 5m, 1h, 1d (units us, ms, s, m, h, d, w). Buckets are aligned to the Unix epoch.', examples: ['1h'] }),
+      .meta({
+        description:
+          'Bucket width for "aggregate": a duration such as 10s, 5m, 1h, 1d (units us, ms, s, m, h, d, w). Buckets are aligned to the Unix epoch.',
+        examples: ['1h'],
+      }),
   })
   .superRefine((q, ctx) => {
-    if (q.aggregate && q.interval === undefined) ctx.addIssue({ code: 'custom', path: ['interval'], message: 'required with "aggregate" (e.g. interval=1h)' });
-    if (q.interval !== undefined && !q.aggregate) ctx.addIssue({ code: 'custom', path: ['aggregate'], message: 'required with "interval" (e.g. aggregate=avg,max)' });
-  })
-  ;
+    if (q.aggregate && q.interval === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['interval'],
+        message: 'required with "aggregate" (e.g. interval=1h)',
+      });
+    if (q.interval !== undefined && !q.aggregate)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['aggregate'],
+        message: 'required with "interval" (e.g. aggregate=avg,max)',
+      });
+  });
 
 export const consistencyQuerySchema = z.strictObject({ consistency: readQueryShape.consistency });
 
 export const writeQuerySchema = z.strictObject({});
 
 /** Resolve from/to (RFC 3339 or epoch with precision) to µs; returns issues for the caller to report. */
-export function resolveTimeRange(q: { from?: string; to?: string; precision?: Precision }): { from?: number; to?: number; issues: Array<{ field: string; message: string }> } {
+export function resolveTimeRange(q: { from?: string; to?: string; precision?: Precision }): {
+  from?: number;
+  to?: number;
+  issues: Array<{ field: string; message: string }>;
+} {
   const issues: Array<{ field: string; message: string }> = [];
   const one = (field: 'from' | 'to'): number | undefined => {
     const raw = q[field];
     if (raw === undefined) return undefined;
     if (/^[+-]?\d/.test(raw) && !/^\d{4}-/.test(raw)) {
       if (!q.precision) {
-        issues.push({ field: 'precision', message: `required when "${field}" is a number: one of ${precisions.join(', ')}` });
+        issues.push({
+          field: 'precision',
+          message: `required when "${field}" is a number: one of ${precisions.join(', ')}`,
+        });
         return undefined;
       }
       const precision = q.precision;
@@ -307,7 +411,8 @@ export function resolveTimeRange(q: { from?: string; to?: string; precision?: Pr
   };
   const from = one('from');
   const to = one('to');
-  if (from !== undefined && to !== undefined && from > to) issues.push({ field: 'to', message: '"to" must not be before "from"' });
+  if (from !== undefined && to !== undefined && from > to)
+    issues.push({ field: 'to', message: '"to" must not be before "from"' });
   return { from, to, issues };
 }
 
@@ -327,7 +432,12 @@ export const bucketSchema = z
     first: z.number().nullable().optional(),
     last: z.number().nullable().optional(),
   })
-  .meta({ description: 'One time bucket with the requested aggregates; empty buckets are left out.', examples: [{ start: '2024-05-01T12:00:00.000000Z', end: '2024-05-01T13:00:00.000000Z', avg: 21.5, max: 23 }] })
+  .meta({
+    description: 'One time bucket with the requested aggregates; empty buckets are left out.',
+    examples: [
+      { start: '2024-05-01T12:00:00.000000Z', end: '2024-05-01T13:00:00.000000Z', avg: 21.5, max: 23 },
+    ],
+  })
   .register(apiSchemas, { id: 'AggregateBucket' });
 
 export type Bucket = z.infer<typeof bucketSchema>;
@@ -344,7 +454,10 @@ export function bucketToJson(b: AggregateBucket, widthMicros: number, fns: Aggre
 // ---------------------------------------------------------------------------------------------
 
 export const fieldErrorSchema = z.object({
-  field: z.string().meta({ description: 'The bad field: a body path (deviceId, tags.site, [3].value for batches), a query parameter or a path parameter.' }),
+  field: z.string().meta({
+    description:
+      'The bad field: a body path (deviceId, tags.site, [3].value for batches), a query parameter or a path parameter.',
+  }),
   message: z.string().meta({ description: 'What was expected.' }),
 });
 
@@ -356,16 +469,30 @@ export const problemSchema = z
     detail: z.string().optional(),
     instance: z.string().optional(),
     requestId: z.string().optional(),
-    errors: z.array(fieldErrorSchema).optional().meta({ description: 'One item per bad field (validation problems only).' }),
+    errors: z
+      .array(fieldErrorSchema)
+      .optional()
+      .meta({ description: 'One item per bad field (validation problems only).' }),
     leaderId: z.string().nullable().optional(),
     leaderUrl: z.string().nullable().optional(),
   })
-  .meta({ description: 'RFC 9457 problem details (application/problem+json).',
-    examples: [{ type: 'urn:timestore:problem:validation', title: 'Invalid request', status: 400, detail: '1 invalid field', errors: [{ field: 'value', message: 'expected a finite number' }] }],
+  .meta({
+    description: 'RFC 9457 problem details (application/problem+json).',
+    examples: [
+      {
+        type: 'urn:timestore:problem:validation',
+        title: 'Invalid request',
+        status: 400,
+        detail: '1 invalid field',
+        errors: [{ field: 'value', message: 'expected a finite number' }],
+      },
+    ],
   })
   .register(apiSchemas, { id: 'Problem' });
 
 export type Problem = z.infer<typeof problemSchema>;
 export type FieldError = z.infer<typeof fieldErrorSchema>;
 
-export const livezSchema = z.object({ status: z.literal('ok'), nodeId: z.string(), version: z.string() }).register(apiSchemas, { id: 'Livez' });
+export const livezSchema = z
+  .object({ status: z.literal('ok'), nodeId: z.string(), version: z.string() })
+  .register(apiSchemas, { id: 'Livez' });

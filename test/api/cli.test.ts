@@ -4,9 +4,20 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { cliArgs, freePort, repoRoot, spawnProcess, startNodeProcess, waitForExit, type NodeProcess } from '../helpers/index.js';
+import {
+  cliArgs,
+  freePort,
+  repoRoot,
+  spawnProcess,
+  startNodeProcess,
+  waitForExit,
+  type NodeProcess,
+} from '../helpers/index.js';
 
-async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
+async function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; out: string }> {
   const p = spawnProcess({ args: cliArgs(...args), env, name: `timestore ${args[0] ?? ''}`, cwd: repoRoot });
   const exit = await waitForExit(p, 60_000);
   return { code: exit.code, out: p.output() };
@@ -29,7 +40,18 @@ describe('timestore CLI', () => {
   it('node --help documents every flag and its variable', async () => {
     const r = await run(['node', '--help']);
     assert.equal(r.code, 0, r.out);
-    for (const f of ['id', 'listen', 'data-dir', 'peers', 'join', 'advertise', 'election-timeout-ms', 'heartbeat-ms', 'max-body-bytes', 'log-level']) {
+    for (const f of [
+      'id',
+      'listen',
+      'data-dir',
+      'peers',
+      'join',
+      'advertise',
+      'election-timeout-ms',
+      'heartbeat-ms',
+      'max-body-bytes',
+      'log-level',
+    ]) {
       assert.match(r.out, new RegExp(`--${f}\\b`));
       assert.match(r.out, new RegExp(`TIMESTORE_${f.toUpperCase().replace(/-/g, '_')}\\b`));
     }
@@ -58,16 +80,37 @@ describe('REST client subcommands', () => {
   });
 
   it('write, then query and status', async () => {
-    const w = await run(['write', '--url', node.url, '--device', 'cli-1', '--value', '21.5', '--timestamp', '2024-05-01T00:00:00Z', '--tags', 'site=north']);
+    const w = await run([
+      'write',
+      '--url',
+      node.url,
+      '--device',
+      'cli-1',
+      '--value',
+      '21.5',
+      '--timestamp',
+      '2024-05-01T00:00:00Z',
+      '--tags',
+      'site=north',
+    ]);
     assert.equal(w.code, 0, w.out);
     assert.equal(JSON.parse(w.out).deviceId, 'cli-1');
-    const w2 = await run(['write', '--device', 'cli-1', '--value', '22', '--timestamp', '2024-05-01T00:01:00Z'], { TIMESTORE_URL: node.url });
+    const w2 = await run(
+      ['write', '--device', 'cli-1', '--value', '22', '--timestamp', '2024-05-01T00:01:00Z'],
+      { TIMESTORE_URL: node.url },
+    );
     assert.equal(w2.code, 0, w2.out);
 
     const q = await run(['query', '--url', node.url, '--device', 'cli-1', '--limit', '1', '--all']);
     assert.equal(q.code, 0, q.out);
-    const lines = q.out.trim().split('\n').map((l) => JSON.parse(l) as { value: number; tags?: Record<string, string> });
-    assert.deepEqual(lines.map((l) => l.value), [21.5, 22]);
+    const lines = q.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { value: number; tags?: Record<string, string> });
+    assert.deepEqual(
+      lines.map((l) => l.value),
+      [21.5, 22],
+    );
     assert.deepEqual(lines[0]!.tags, { site: 'north' });
 
     const s = await run(['status', '--url', node.url]);
@@ -76,7 +119,17 @@ describe('REST client subcommands', () => {
   });
 
   it('a rejected write exits 1 and prints the problem fields', async () => {
-    const r = await run(['write', '--url', node.url, '--device', 'x', '--value', '1', '--timestamp', 'yesterday']);
+    const r = await run([
+      'write',
+      '--url',
+      node.url,
+      '--device',
+      'x',
+      '--value',
+      '1',
+      '--timestamp',
+      'yesterday',
+    ]);
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /HTTP 400/);
     assert.match(r.out, /timestamp: /);

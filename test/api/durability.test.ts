@@ -21,11 +21,23 @@ describe('durability', () => {
           const i = seq++;
           const body =
             i % 5 === 0
-              ? Array.from({ length: 20 }, (_, k) => ({ deviceId: `w${w}`, timestamp: new Date(Date.UTC(2024, 0, 1) + i * 1000 + k).toISOString(), value: i * 100 + k }))
-              : { deviceId: `w${w}`, timestamp: new Date(Date.UTC(2024, 0, 1) + i * 1000).toISOString(), value: i, tags: { w: String(w) } };
+              ? Array.from({ length: 20 }, (_, k) => ({
+                  deviceId: `w${w}`,
+                  timestamp: new Date(Date.UTC(2024, 0, 1) + i * 1000 + k).toISOString(),
+                  value: i * 100 + k,
+                }))
+              : {
+                  deviceId: `w${w}`,
+                  timestamp: new Date(Date.UTC(2024, 0, 1) + i * 1000).toISOString(),
+                  value: i,
+                  tags: { w: String(w) },
+                };
           try {
-            const res = await post<EntryJson | EntryJson[]>(`${node.url}/api/timeseries`, body, { timeoutMs: 10_000 });
-            if (res.status === 201) for (const e of Array.isArray(res.json) ? res.json : [res.json]) acked.set(e.id, e);
+            const res = await post<EntryJson | EntryJson[]>(`${node.url}/api/timeseries`, body, {
+              timeoutMs: 10_000,
+            });
+            if (res.status === 201)
+              for (const e of Array.isArray(res.json) ? res.json : [res.json]) acked.set(e.id, e);
           } catch {
             // connection refused/reset by the kill: not acknowledged
           }
@@ -45,7 +57,11 @@ describe('durability', () => {
       for (const [id, e] of acked) assert.deepEqual(stored.get(id), e);
 
       // The node keeps working after recovery.
-      const after = await post(`${node.url}/api/timeseries`, { deviceId: 'after', timestamp: '2024-05-01T00:00:00Z', value: 1 });
+      const after = await post(`${node.url}/api/timeseries`, {
+        deviceId: 'after',
+        timestamp: '2024-05-01T00:00:00Z',
+        value: 1,
+      });
       assert.equal(after.status, 201, after.text);
     } finally {
       await node.kill();
@@ -57,7 +73,11 @@ describe('graceful shutdown', () => {
   it('SIGTERM finishes an in-flight request, refuses new ones, closes SQLite and exits 0', async () => {
     const node = await startNodeProcess({ id: 'n1' });
     try {
-      await post(`${node.url}/api/timeseries`, { deviceId: 'before', timestamp: '2024-05-01T00:00:00Z', value: 1 });
+      await post(`${node.url}/api/timeseries`, {
+        deviceId: 'before',
+        timestamp: '2024-05-01T00:00:00Z',
+        value: 1,
+      });
 
       // A request whose body arrives in two parts: the handler is running when SIGTERM comes.
       const body = JSON.stringify({ deviceId: 'in-flight', timestamp: '2024-05-01T00:00:01Z', value: 2 });

@@ -16,21 +16,44 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('POST /api/timeseries', () => {
   it('stores one entry and answers 201 with the seed shape and a generated UUIDv7 id', async () => {
-    const res = await post<EntryJson>(`${node.url}/api/timeseries`, { deviceId: 'post-1', timestamp: '2024-05-01T12:00:00Z', value: 21.5 });
+    const res = await post<EntryJson>(`${node.url}/api/timeseries`, {
+      deviceId: 'post-1',
+      timestamp: '2024-05-01T12:00:00Z',
+      value: 21.5,
+    });
     assert.equal(res.status, 201, res.text);
     assert.match(res.contentType, /^application\/json/);
     assert.match(res.json.id, UUID);
     assert.equal(res.json.id[14], '7', 'generated ids are UUIDv7');
-    assert.deepEqual(res.json, { id: res.json.id, deviceId: 'post-1', timestamp: '2024-05-01T12:00:00.000Z', value: 21.5 });
+    assert.deepEqual(res.json, {
+      id: res.json.id,
+      deviceId: 'post-1',
+      timestamp: '2024-05-01T12:00:00.000Z',
+      value: 21.5,
+    });
     assert.equal(res.headers.get('location'), `/api/timeseries/${res.json.id}`);
   });
 
   it('keeps a client id (lower-cased), microseconds, tags and attributes', async () => {
     const id = '0190B3A0-7D2C-7CC1-9A43-5D36F0E3A1B2';
-    const body = { id, deviceId: 'post-2', timestamp: '2024-05-01T14:00:00.1234567+02:00', value: -1e-9, tags: { site: 'north' }, attributes: { fw: '1.2', nested: { a: [1, null, true] } } };
+    const body = {
+      id,
+      deviceId: 'post-2',
+      timestamp: '2024-05-01T14:00:00.1234567+02:00',
+      value: -1e-9,
+      tags: { site: 'north' },
+      attributes: { fw: '1.2', nested: { a: [1, null, true] } },
+    };
     const res = await post<EntryJson>(`${node.url}/api/timeseries`, body);
     assert.equal(res.status, 201, res.text);
-    const expected = { id: id.toLowerCase(), deviceId: 'post-2', timestamp: '2024-05-01T12:00:00.123456Z', value: -1e-9, tags: { site: 'north' }, attributes: body.attributes };
+    const expected = {
+      id: id.toLowerCase(),
+      deviceId: 'post-2',
+      timestamp: '2024-05-01T12:00:00.123456Z',
+      value: -1e-9,
+      tags: { site: 'north' },
+      attributes: body.attributes,
+    };
     assert.deepEqual(res.json, expected);
     const back = await get<EntryJson>(`${node.url}/api/timeseries/${id.toLowerCase()}`);
     assert.equal(back.status, 200, back.text);
@@ -44,29 +67,57 @@ describe('POST /api/timeseries', () => {
       [1714564800000000, 'us'],
       [1714564800000000000, 'ns'],
     ] as const) {
-      const res = await post<EntryJson>(`${node.url}/api/timeseries`, { deviceId: 'epoch', timestamp, precision, value: 1 });
+      const res = await post<EntryJson>(`${node.url}/api/timeseries`, {
+        deviceId: 'epoch',
+        timestamp,
+        precision,
+        value: 1,
+      });
       assert.equal(res.status, 201, res.text);
       assert.equal(res.json.timestamp, '2024-05-01T12:00:00.000Z');
     }
-    const us = await post<EntryJson>(`${node.url}/api/timeseries`, { deviceId: 'epoch', timestamp: 1714564800123456, precision: 'us', value: 1 });
+    const us = await post<EntryJson>(`${node.url}/api/timeseries`, {
+      deviceId: 'epoch',
+      timestamp: 1714564800123456,
+      precision: 'us',
+      value: 1,
+    });
     assert.equal(us.json.timestamp, '2024-05-01T12:00:00.123456Z');
   });
 
   it('writes a JSON array batch atomically and answers with the stored entries in order', async () => {
-    const batch = [1, 2, 3].map((i) => ({ deviceId: 'batch', timestamp: `2024-05-01T00:00:0${i}Z`, value: i }));
+    const batch = [1, 2, 3].map((i) => ({
+      deviceId: 'batch',
+      timestamp: `2024-05-01T00:00:0${i}Z`,
+      value: i,
+    }));
     const res = await post<EntryJson[]>(`${node.url}/api/timeseries`, batch);
     assert.equal(res.status, 201, res.text);
-    assert.deepEqual(res.json.map((e) => e.value), [1, 2, 3]);
+    assert.deepEqual(
+      res.json.map((e) => e.value),
+      [1, 2, 3],
+    );
     assert.equal(new Set(res.json.map((e) => e.id)).size, 3);
   });
 
   it('writes an NDJSON batch', async () => {
-    const text = ['{"deviceId":"ndjson","timestamp":"2024-05-01T00:00:01Z","value":1}', '', '{"deviceId":"ndjson","timestamp":"2024-05-01T00:00:02Z","value":2}', ''].join('\n');
-    const res = await request<EntryJson[]>('POST', `${node.url}/api/timeseries`, { body: text, headers: { 'content-type': 'application/x-ndjson' } });
+    const text = [
+      '{"deviceId":"ndjson","timestamp":"2024-05-01T00:00:01Z","value":1}',
+      '',
+      '{"deviceId":"ndjson","timestamp":"2024-05-01T00:00:02Z","value":2}',
+      '',
+    ].join('\n');
+    const res = await request<EntryJson[]>('POST', `${node.url}/api/timeseries`, {
+      body: text,
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     assert.equal(res.status, 201, res.text);
     assert.equal(res.json.length, 2);
     const all = await readAll(`${node.url}/api/timeseries/device/ndjson`);
-    assert.deepEqual(all.map((e) => e.value), [1, 2]);
+    assert.deepEqual(
+      all.map((e) => e.value),
+      [1, 2],
+    );
   });
 
   it('re-posting the same id replaces the entry (idempotent retries)', async () => {
@@ -79,7 +130,12 @@ describe('POST /api/timeseries', () => {
     assert.deepEqual(a.json, b.json);
     assert.equal((await readAll(`${node.url}/api/timeseries/device/idem`)).length, 1);
     // Same id with new content (e.g. a corrected re-upload) replaces, even across devices and times.
-    const c = await post<EntryJson>(`${node.url}/api/timeseries`, { ...first, deviceId: 'idem-2', value: 2, timestamp: '2024-06-01T00:00:00Z' });
+    const c = await post<EntryJson>(`${node.url}/api/timeseries`, {
+      ...first,
+      deviceId: 'idem-2',
+      value: 2,
+      timestamp: '2024-06-01T00:00:00Z',
+    });
     assert.equal(c.status, 201);
     assert.equal((await readAll(`${node.url}/api/timeseries/device/idem`)).length, 0);
     const got = await get<EntryJson>(`${node.url}/api/timeseries/${id}`);
@@ -103,13 +159,31 @@ describe('GET endpoints', () => {
 
   it('GET /api/timeseries filters by deviceId and time range [from, to)', async () => {
     const dev = 'range';
-    for (let i = 0; i < 10; i++) await post(`${node.url}/api/timeseries`, { deviceId: dev, timestamp: `2024-05-01T00:00:0${i}Z`, value: i });
+    for (let i = 0; i < 10; i++)
+      await post(`${node.url}/api/timeseries`, {
+        deviceId: dev,
+        timestamp: `2024-05-01T00:00:0${i}Z`,
+        value: i,
+      });
     const all = await readAll(`${node.url}/api/timeseries?deviceId=${dev}`);
-    assert.deepEqual(all.map((e) => e.value), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    const mid = await get<EntryJson[]>(`${node.url}/api/timeseries/device/${dev}?from=2024-05-01T00:00:02Z&to=2024-05-01T00:00:05Z`);
-    assert.deepEqual(mid.json.map((e) => e.value), [2, 3, 4]);
-    const epoch = await get<EntryJson[]>(`${node.url}/api/timeseries/device/${dev}?from=1714521602000&to=1714521605000&precision=ms&order=desc`);
-    assert.deepEqual(epoch.json.map((e) => e.value), [4, 3, 2]);
+    assert.deepEqual(
+      all.map((e) => e.value),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
+    const mid = await get<EntryJson[]>(
+      `${node.url}/api/timeseries/device/${dev}?from=2024-05-01T00:00:02Z&to=2024-05-01T00:00:05Z`,
+    );
+    assert.deepEqual(
+      mid.json.map((e) => e.value),
+      [2, 3, 4],
+    );
+    const epoch = await get<EntryJson[]>(
+      `${node.url}/api/timeseries/device/${dev}?from=1714521602000&to=1714521605000&precision=ms&order=desc`,
+    );
+    assert.deepEqual(
+      epoch.json.map((e) => e.value),
+      [4, 3, 2],
+    );
   });
 
   it('GET /api/timeseries/device/{deviceId} handles URL-encoded ids and unknown devices', async () => {
@@ -117,7 +191,10 @@ describe('GET endpoints', () => {
     await post(`${node.url}/api/timeseries`, { deviceId: dev, timestamp: '2024-05-01T00:00:00Z', value: 7 });
     const res = await get<EntryJson[]>(`${node.url}/api/timeseries/device/${encodeURIComponent(dev)}`);
     assert.equal(res.status, 200, res.text);
-    assert.deepEqual(res.json.map((e) => [e.deviceId, e.value]), [[dev, 7]]);
+    assert.deepEqual(
+      res.json.map((e) => [e.deviceId, e.value]),
+      [[dev, 7]],
+    );
     const none = await get(`${node.url}/api/timeseries/device/nobody-here`);
     assert.equal(none.status, 200);
     assert.deepEqual(none.json, []);
@@ -131,14 +208,36 @@ describe('GET endpoints', () => {
       ['2024-05-01T12:10:00Z', 10],
     ].map(([timestamp, value]) => ({ deviceId: dev, timestamp, value }));
     assert.equal((await post(`${node.url}/api/timeseries`, batch)).status, 201);
-    const res = await get(`${node.url}/api/timeseries/device/${dev}?aggregate=avg,max,count,first,last&interval=1h`);
+    const res = await get(
+      `${node.url}/api/timeseries/device/${dev}?aggregate=avg,max,count,first,last&interval=1h`,
+    );
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(res.json, [
-      { start: '2024-05-01T10:00:00.000Z', end: '2024-05-01T11:00:00.000Z', avg: 2, max: 3, count: 2, first: 1, last: 3 },
-      { start: '2024-05-01T12:00:00.000Z', end: '2024-05-01T13:00:00.000Z', avg: 10, max: 10, count: 1, first: 10, last: 10 },
+      {
+        start: '2024-05-01T10:00:00.000Z',
+        end: '2024-05-01T11:00:00.000Z',
+        avg: 2,
+        max: 3,
+        count: 2,
+        first: 1,
+        last: 3,
+      },
+      {
+        start: '2024-05-01T12:00:00.000Z',
+        end: '2024-05-01T13:00:00.000Z',
+        avg: 10,
+        max: 10,
+        count: 1,
+        first: 10,
+        last: 10,
+      },
     ]);
-    const desc = await get<Array<{ start: string }>>(`${node.url}/api/timeseries/device/${dev}?aggregate=sum&interval=1d&order=desc`);
-    assert.deepEqual(desc.json, [{ start: '2024-05-01T00:00:00.000Z', end: '2024-05-02T00:00:00.000Z', sum: 14 }]);
+    const desc = await get<Array<{ start: string }>>(
+      `${node.url}/api/timeseries/device/${dev}?aggregate=sum&interval=1d&order=desc`,
+    );
+    assert.deepEqual(desc.json, [
+      { start: '2024-05-01T00:00:00.000Z', end: '2024-05-02T00:00:00.000Z', sum: 14 },
+    ]);
   });
 
   it('GET /api/timeseries/{id} returns 404 problem for an unknown id', async () => {
@@ -155,7 +254,11 @@ describe('GET endpoints', () => {
 
 describe('DELETE /api/timeseries/{id}', () => {
   it('deletes, and is idempotent', async () => {
-    const created = await post<EntryJson>(`${node.url}/api/timeseries`, { deviceId: 'del', timestamp: '2024-05-01T00:00:00Z', value: 1 });
+    const created = await post<EntryJson>(`${node.url}/api/timeseries`, {
+      deviceId: 'del',
+      timestamp: '2024-05-01T00:00:00Z',
+      value: 1,
+    });
     const url = `${node.url}/api/timeseries/${created.json.id}`;
     assert.equal((await del(url)).status, 204);
     assertProblem(await get(url), 404);

@@ -11,7 +11,9 @@ import { openDataStore } from '../../src/storage/data/index.js';
 import type { Command } from '../../src/tsdb/model.js';
 import { MemoryDataStore } from '../helpers/memory-store.js';
 
-const put = (id: string, value = 1): Command => ({ ops: [{ op: 'put', point: { id, deviceId: 'd', ts: 1, value } }] });
+const put = (id: string, value = 1): Command => ({
+  ops: [{ op: 'put', point: { id, deviceId: 'd', ts: 1, value } }],
+});
 const uuid = (n: number) => `0190b3a0-0000-7000-8000-${String(n).padStart(12, '0')}`;
 
 describe('LocalService', () => {
@@ -25,7 +27,10 @@ describe('LocalService', () => {
     };
     const svc = new LocalService(store);
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => svc.write(put(uuid(i)), {})));
-    assert.deepEqual(results.map((r) => r.index), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepEqual(
+      results.map((r) => r.index),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
     assert.equal(results[7]!.points[0]!.id, uuid(7));
     assert.ok(calls.length < 50, `expected grouping, got ${calls.length} transactions`);
     assert.equal(store.appliedIndex(), 50);
@@ -37,7 +42,11 @@ describe('LocalService', () => {
     try {
       const svc = new LocalService(store);
       const bad: Command = { ops: [{ op: 'put', point: { id: uuid(2), deviceId: '', ts: 1, value: 1 } }] };
-      const settled = await Promise.allSettled([svc.write(put(uuid(1)), {}), svc.write(bad, {}), svc.write(put(uuid(3)), {})]);
+      const settled = await Promise.allSettled([
+        svc.write(put(uuid(1)), {}),
+        svc.write(bad, {}),
+        svc.write(put(uuid(3)), {}),
+      ]);
       assert.equal(settled[0].status, 'fulfilled');
       assert.equal(settled[1].status, 'rejected');
       assert.equal(settled[2].status, 'fulfilled');
@@ -65,7 +74,10 @@ describe('LocalService', () => {
     await svc.close();
     assert.equal((await pending).index, 1);
     await assert.rejects(svc.write(put(uuid(2)), {}), ServiceUnavailableError);
-    await assert.rejects(svc.read('linearizable', (s) => s.count(), {}), ServiceUnavailableError);
+    await assert.rejects(
+      svc.read('linearizable', (s) => s.count(), {}),
+      ServiceUnavailableError,
+    );
   });
 
   it('an already-aborted write is not applied', async () => {

@@ -10,20 +10,32 @@ const parse = (argv: string[], env: Record<string, string> = {}): NodeConfig => 
   return (r as { config: NodeConfig }).config;
 };
 const fails = (argv: string[], re: RegExp, env: Record<string, string> = {}) =>
-  assert.throws(() => parseNodeArgs(argv, env), (err: unknown) => err instanceof ConfigError && re.test(err.message));
+  assert.throws(
+    () => parseNodeArgs(argv, env),
+    (err: unknown) => err instanceof ConfigError && re.test(err.message),
+  );
 
 describe('node configuration', () => {
   it('parses every flag', () => {
     const c = parse([
-      '--id', 'n1',
-      '--listen', '127.0.0.1:5001',
-      '--data-dir', './data/n1',
-      '--peers', 'n1=http://127.0.0.1:5001,n2=http://127.0.0.1:5002/,n3=http://127.0.0.1:5003',
-      '--advertise', 'http://10.0.0.1:5001',
-      '--election-timeout-ms', '1500',
-      '--heartbeat-ms', '150',
-      '--max-body-bytes', '2048',
-      '--log-level', 'debug',
+      '--id',
+      'n1',
+      '--listen',
+      '127.0.0.1:5001',
+      '--data-dir',
+      './data/n1',
+      '--peers',
+      'n1=http://127.0.0.1:5001,n2=http://127.0.0.1:5002/,n3=http://127.0.0.1:5003',
+      '--advertise',
+      'http://10.0.0.1:5001',
+      '--election-timeout-ms',
+      '1500',
+      '--heartbeat-ms',
+      '150',
+      '--max-body-bytes',
+      '2048',
+      '--log-level',
+      'debug',
     ]);
     assert.deepEqual(c, {
       id: 'n1',
@@ -43,7 +55,13 @@ describe('node configuration', () => {
   });
 
   it('reads TIMESTORE_* variables; a flag wins over its variable', () => {
-    const env = { TIMESTORE_ID: 'env-node', TIMESTORE_DATA_DIR: '/var/lib/ts', TIMESTORE_LISTEN: '0.0.0.0:7000', TIMESTORE_JOIN: 'http://seed:5001', TIMESTORE_MAX_BODY_BYTES: '4096' };
+    const env = {
+      TIMESTORE_ID: 'env-node',
+      TIMESTORE_DATA_DIR: '/var/lib/ts',
+      TIMESTORE_LISTEN: '0.0.0.0:7000',
+      TIMESTORE_JOIN: 'http://seed:5001',
+      TIMESTORE_MAX_BODY_BYTES: '4096',
+    };
     const c = parse(['--listen=127.0.0.1:7001'], env);
     assert.equal(c.id, 'env-node');
     assert.equal(c.dataDir, '/var/lib/ts');
@@ -63,7 +81,11 @@ describe('node configuration', () => {
   });
 
   it('advertises its own --peers URL by default', () => {
-    assert.equal(parse(['--id', 'n2', '--listen', '0.0.0.0:5002', '--peers', 'n1=http://a:5001,n2=http://b:5002']).advertise, 'http://b:5002');
+    assert.equal(
+      parse(['--id', 'n2', '--listen', '0.0.0.0:5002', '--peers', 'n1=http://a:5001,n2=http://b:5002'])
+        .advertise,
+      'http://b:5002',
+    );
   });
 
   it('names the bad flag and what was expected', () => {
@@ -76,7 +98,10 @@ describe('node configuration', () => {
     fails(['--id', 'n1', '--peers', 'n1=http://a:1,n1=http://b:1'], /appears more than once/);
     fails(['--id', 'n1', '--join', 'not a url'], /--join: expected an http\(s\) URL/);
     fails(['--id', 'n1', '--peers', 'n1=http://a:1', '--join', 'http://b:1'], /not both/);
-    fails(['--id', 'n1', '--heartbeat-ms', '500', '--election-timeout-ms', '400'], /--heartbeat-ms: must be below --election-timeout-ms/);
+    fails(
+      ['--id', 'n1', '--heartbeat-ms', '500', '--election-timeout-ms', '400'],
+      /--heartbeat-ms: must be below --election-timeout-ms/,
+    );
     fails(['--id', 'n1', '--max-body-bytes', '1MB'], /--max-body-bytes: expected a whole number/);
     fails(['--id', 'n1', '--log-level', 'loud'], /--log-level: expected one of/);
     fails(['--id', 'n1', '--data-dirr', 'x'], /unknown flag --data-dirr/);
@@ -86,7 +111,9 @@ describe('node configuration', () => {
   });
 
   it('names the environment variable when the bad value came from it', () => {
-    fails(['--id', 'n1'], /TIMESTORE_HEARTBEAT_MS \(environment\): expected a whole number/, { TIMESTORE_HEARTBEAT_MS: 'fast' });
+    fails(['--id', 'n1'], /TIMESTORE_HEARTBEAT_MS \(environment\): expected a whole number/, {
+      TIMESTORE_HEARTBEAT_MS: 'fast',
+    });
   });
 
   it('--help is reported, not an error', () => {

@@ -45,7 +45,8 @@ describe('OpenAPI document', () => {
     assert.equal(typeof doc.info.title, 'string');
     assert.equal(typeof doc.info.version, 'string');
     assert.equal(typeof doc.paths, 'object');
-    for (const id of ['EntryInput', 'Entry', 'EntryList', 'Problem', 'AggregateBucket']) assert.ok(doc.components.schemas[id], id);
+    for (const id of ['EntryInput', 'Entry', 'EntryList', 'Problem', 'AggregateBucket'])
+      assert.ok(doc.components.schemas[id], id);
   });
 
   it('lists every route, each with an operationId and responses', () => {
@@ -72,19 +73,36 @@ describe('OpenAPI document', () => {
       const responses = doc.paths[path][method].responses;
       for (const code of codes) {
         assert.ok(responses[code], `${key} lacks ${code}`);
-        assert.deepEqual(responses[code].content['application/problem+json'].schema, { $ref: '#/components/schemas/Problem' });
+        assert.deepEqual(responses[code].content['application/problem+json'].schema, {
+          $ref: '#/components/schemas/Problem',
+        });
       }
     }
   });
 
   it('documents the query parameters the handlers accept (limit default and max)', () => {
-    const params = doc.paths['/api/timeseries'].get.parameters as Array<{ name: string; in: string; schema: any }>;
+    const params = doc.paths['/api/timeseries'].get.parameters as Array<{
+      name: string;
+      in: string;
+      schema: any;
+    }>;
     const names = params.map((p) => p.name).sort();
-    assert.deepEqual(names, ['consistency', 'cursor', 'deviceId', 'from', 'limit', 'order', 'precision', 'to']);
+    assert.deepEqual(names, [
+      'consistency',
+      'cursor',
+      'deviceId',
+      'from',
+      'limit',
+      'order',
+      'precision',
+      'to',
+    ]);
     const limit = params.find((p) => p.name === 'limit')!;
     assert.equal(limit.schema.default, 100);
     assert.equal(limit.schema.maximum, 10000);
-    const device = (doc.paths['/api/timeseries/device/{deviceId}'].get.parameters as Array<{ name: string }>).map((p) => p.name);
+    const device = (
+      doc.paths['/api/timeseries/device/{deviceId}'].get.parameters as Array<{ name: string }>
+    ).map((p) => p.name);
     assert.ok(device.includes('aggregate') && device.includes('interval') && device.includes('deviceId'));
   });
 

@@ -62,7 +62,8 @@ function assertOrdered(items: EntryJson[], order: 'asc' | 'desc') {
   for (let i = 1; i < items.length; i++) {
     const a = items[i - 1]!;
     const b = items[i]!;
-    const cmp = a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    const cmp =
+      a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
     assert.ok(order === 'asc' ? cmp < 0 : cmp > 0, `out of order at ${i}: ${key(a)} then ${key(b)}`);
   }
 }
@@ -104,7 +105,9 @@ describe('cursor paging', () => {
     const from = '2024-01-01T00:00:10Z';
     const to = '2024-01-01T00:01:00Z';
     const { items } = await pages(`/api/timeseries?from=${from}&to=${to}`, 9);
-    const expected = written.filter((e) => e.timestamp >= '2024-01-01T00:00:10.000Z' && e.timestamp < '2024-01-01T00:01:00.000Z');
+    const expected = written.filter(
+      (e) => e.timestamp >= '2024-01-01T00:00:10.000Z' && e.timestamp < '2024-01-01T00:01:00.000Z',
+    );
     assert.equal(items.length, expected.length);
     assert.deepEqual(new Set(items.map((e) => e.id)), new Set(expected.map((e) => e.id)));
   });
@@ -112,11 +115,19 @@ describe('cursor paging', () => {
   for (const order of ['asc', 'desc'] as const) {
     it(`aggregate buckets page with cursors too (order=${order})`, async () => {
       // dev-0 has entries at every 1.5 s on average over 150 s: 10 s buckets → 15 buckets.
-      const all = await get<Array<{ start: string; count: number }>>(`${node.url}/api/timeseries/device/dev-0?aggregate=count&interval=10s&order=${order}&limit=1000`);
+      const all = await get<Array<{ start: string; count: number }>>(
+        `${node.url}/api/timeseries/device/dev-0?aggregate=count&interval=10s&order=${order}&limit=1000`,
+      );
       assert.equal(all.status, 200, all.text);
-      const { items } = await pages(`/api/timeseries/device/dev-0?aggregate=count&interval=10s&order=${order}`, 4);
+      const { items } = await pages(
+        `/api/timeseries/device/dev-0?aggregate=count&interval=10s&order=${order}`,
+        4,
+      );
       assert.deepEqual(items, all.json);
-      assert.equal(all.json.reduce((s, b) => s + b.count, 0), written.filter((e) => e.deviceId === 'dev-0').length);
+      assert.equal(
+        all.json.reduce((s, b) => s + b.count, 0),
+        written.filter((e) => e.deviceId === 'dev-0').length,
+      );
     });
   }
 });

@@ -33,7 +33,12 @@ before(async () => {
   extra.get('/livez', (_req, res) => {
     res.json({ status: 'ok', from: 'probes' });
   });
-  const app = createApp({ service, nodeId: 'stub', extraRouters: [extra], openapiPaths: { '/raft/status': { get: { responses: { 200: { description: 'status' } } } } } });
+  const app = createApp({
+    service,
+    nodeId: 'stub',
+    extraRouters: [extra],
+    openapiPaths: { '/raft/status': { get: { responses: { 200: { description: 'status' } } } } },
+  });
   server = await listen(app, { host: '127.0.0.1', port: 0 });
 });
 after(async () => {

@@ -33,7 +33,13 @@ export function assertProblem(res: HttpResponse, status: number, field?: string 
   const ctx = `HTTP ${res.status} ${res.text.slice(0, 500)}`;
   assert.equal(res.status, status, ctx);
   assert.match(res.contentType, /^application\/problem\+json/, ctx);
-  const p = res.json as { type?: unknown; title?: unknown; status?: unknown; detail?: unknown; errors?: Array<{ field: string; message: string }> };
+  const p = res.json as {
+    type?: unknown;
+    title?: unknown;
+    status?: unknown;
+    detail?: unknown;
+    errors?: Array<{ field: string; message: string }>;
+  };
   assert.equal(typeof p.type, 'string', ctx);
   assert.equal(typeof p.title, 'string', ctx);
   assert.equal(p.status, status, ctx);

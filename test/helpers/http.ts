@@ -20,7 +20,11 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-export async function request<T = any>(method: string, url: string, opts: RequestOptions = {}): Promise<HttpResponse<T>> {
+export async function request<T = any>(
+  method: string,
+  url: string,
+  opts: RequestOptions = {},
+): Promise<HttpResponse<T>> {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   let body: string | Uint8Array | undefined = opts.body;
   if (opts.json !== undefined) {
@@ -47,7 +51,8 @@ export async function request<T = any>(method: string, url: string, opts: Reques
 }
 
 export const get = <T = any>(url: string, opts?: RequestOptions) => request<T>('GET', url, opts);
-export const post = <T = any>(url: string, json: unknown, opts?: RequestOptions) => request<T>('POST', url, { ...opts, json });
+export const post = <T = any>(url: string, json: unknown, opts?: RequestOptions) =>
+  request<T>('POST', url, { ...opts, json });
 export const del = <T = any>(url: string, opts?: RequestOptions) => request<T>('DELETE', url, opts);
 
 export interface WaitOptions {
@@ -78,14 +83,21 @@ export async function waitForHttp(url: string, opts: WaitOptions = {}): Promise<
       last = String((err as Error).cause ?? err);
     }
     if (Date.now() > deadline) {
-      throw new Error(`${url} did not become ready within ${timeoutMs} ms (last: ${last})${opts.process ? `\n${opts.process.describe()}` : ''}`);
+      throw new Error(
+        `${url} did not become ready within ${timeoutMs} ms (last: ${last})${opts.process ? `\n${opts.process.describe()}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
   }
 }
 
 /** Poll an async condition until it returns a truthy value. */
-export async function eventually<T>(fn: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | null | false>,
+  what: string,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
@@ -95,7 +107,10 @@ export async function eventually<T>(fn: () => Promise<T | undefined | null | fal
     } catch (err) {
       lastErr = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -2,7 +2,14 @@
 // cursors, epoch-aligned aggregation): for fast in-process tests of the API and the node without
 // SQLite, and as a reference model. Not durable, not for production.
 import type { ApplyResult, DataStore } from '../../src/storage/data-store.js';
-import type { AggregateBucket, AggregateQuery, Command, Point, PointPage, PointQuery } from '../../src/tsdb/model.js';
+import type {
+  AggregateBucket,
+  AggregateQuery,
+  Command,
+  Point,
+  PointPage,
+  PointQuery,
+} from '../../src/tsdb/model.js';
 
 export class MemoryDataStore implements DataStore {
   private points = new Map<string, Point>();
@@ -39,7 +46,10 @@ export class MemoryDataStore implements DataStore {
 
   private sorted(q: { deviceId?: string; from?: number; to?: number; order: 'asc' | 'desc' }): Point[] {
     const list = [...this.points.values()].filter(
-      (p) => (q.deviceId === undefined || p.deviceId === q.deviceId) && (q.from === undefined || p.ts >= q.from) && (q.to === undefined || p.ts < q.to),
+      (p) =>
+        (q.deviceId === undefined || p.deviceId === q.deviceId) &&
+        (q.from === undefined || p.ts >= q.from) &&
+        (q.to === undefined || p.ts < q.to),
     );
     list.sort((a, b) => a.ts - b.ts || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     if (q.order === 'desc') list.reverse();
@@ -55,12 +65,18 @@ export class MemoryDataStore implements DataStore {
       } catch {
         throw new TypeError(`invalid cursor ${JSON.stringify(q.cursor)}`);
       }
-      const after = (p: Point) => (q.order === 'asc' ? p.ts > c.ts || (p.ts === c.ts && p.id > c.id) : p.ts < c.ts || (p.ts === c.ts && p.id < c.id));
+      const after = (p: Point) =>
+        q.order === 'asc'
+          ? p.ts > c.ts || (p.ts === c.ts && p.id > c.id)
+          : p.ts < c.ts || (p.ts === c.ts && p.id < c.id);
       list = list.filter(after);
     }
     const page = list.slice(0, q.limit);
     const last = page[page.length - 1];
-    const nextCursor = list.length > q.limit && last ? Buffer.from(JSON.stringify({ ts: last.ts, id: last.id })).toString('base64url') : null;
+    const nextCursor =
+      list.length > q.limit && last
+        ? Buffer.from(JSON.stringify({ ts: last.ts, id: last.id })).toString('base64url')
+        : null;
     return { points: page.map((p) => structuredClone(p)), nextCursor };
   }
 
@@ -77,7 +93,15 @@ export class MemoryDataStore implements DataStore {
       const ps = buckets.get(start)!;
       const vals = ps.map((p) => p.value);
       const sum = vals.reduce((a, b) => a + b, 0);
-      const all = { count: ps.length, sum, avg: sum / ps.length, min: Math.min(...vals), max: Math.max(...vals), first: vals[0]!, last: vals[vals.length - 1]! };
+      const all = {
+        count: ps.length,
+        sum,
+        avg: sum / ps.length,
+        min: Math.min(...vals),
+        max: Math.max(...vals),
+        first: vals[0]!,
+        last: vals[vals.length - 1]!,
+      };
       const values: AggregateBucket['values'] = {};
       for (const fn of q.fns) values[fn] = all[fn];
       return { start, values };

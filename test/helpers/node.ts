@@ -39,9 +39,7 @@ export class NodeProcess {
   readonly dataDir: string;
   readonly url: string;
 
-  constructor(
-    private readonly opts: NodeProcessOptions & { port: number; dataDir: string },
-  ) {
+  constructor(private readonly opts: NodeProcessOptions & { port: number; dataDir: string }) {
     this.id = opts.id ?? 'n1';
     this.port = opts.port;
     this.host = opts.host ?? '127.0.0.1';
@@ -53,10 +51,14 @@ export class NodeProcess {
   argv(): string[] {
     return cliArgs(
       'node',
-      '--id', this.id,
-      '--listen', `${this.host}:${this.port}`,
-      '--data-dir', this.dataDir,
-      '--log-level', process.env.TIMESTORE_TEST_LOG_LEVEL ?? 'info',
+      '--id',
+      this.id,
+      '--listen',
+      `${this.host}:${this.port}`,
+      '--data-dir',
+      this.dataDir,
+      '--log-level',
+      process.env.TIMESTORE_TEST_LOG_LEVEL ?? 'info',
       ...(this.opts.args ?? []),
     );
   }

@@ -3,7 +3,6 @@
 // file that fails half-way still leaves no orphans (killAll runs on exit).
 import { spawn, type ChildProcess } from 'node:child_process';
 
-
 export interface SpawnOptions {
   /** Program to run; defaults to node itself. */
   command?: string;
@@ -35,7 +34,8 @@ export class TestProcess {
     this.name = opts.name ?? opts.args.join(' ').slice(0, 60);
     this.maxChars = opts.maxOutputChars ?? 200_000;
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, ...(opts.env ?? {}) })) if (v !== undefined) env[k] = v;
+    for (const [k, v] of Object.entries({ ...process.env, ...(opts.env ?? {}) }))
+      if (v !== undefined) env[k] = v;
     this.child = spawn(opts.command ?? process.execPath, opts.args, {
       cwd: opts.cwd,
       env,
@@ -81,7 +81,9 @@ export class TestProcess {
 
   /** A short description with the output tail, for assertion messages. */
   describe(tailChars = 4000): string {
-    const state = this.exitInfo ? `exited code=${this.exitInfo.code} signal=${this.exitInfo.signal}` : 'running';
+    const state = this.exitInfo
+      ? `exited code=${this.exitInfo.code} signal=${this.exitInfo.signal}`
+      : 'running';
     return `process ${this.name} (pid ${this.pid}, ${state}); output tail:\n${this.out.slice(-tailChars)}`;
   }
 
@@ -96,7 +98,9 @@ export class TestProcess {
     try {
       const info = await this.exited;
       if (signal !== 'SIGKILL' && info.signal === 'SIGKILL') {
-        throw new Error(`${this.name} did not exit within ${timeoutMs} ms of ${signal}; killed.\n${this.describe()}`);
+        throw new Error(
+          `${this.name} did not exit within ${timeoutMs} ms of ${signal}; killed.\n${this.describe()}`,
+        );
       }
       return info;
     } finally {
@@ -116,7 +120,8 @@ export class TestProcess {
       const m = this.out.match(re);
       if (m) return m;
       if (!this.running) throw new Error(`${this.name} exited before printing ${re}.\n${this.describe()}`);
-      if (Date.now() > deadline) throw new Error(`${this.name} did not print ${re} within ${timeoutMs} ms.\n${this.describe()}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.name} did not print ${re} within ${timeoutMs} ms.\n${this.describe()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -145,7 +150,10 @@ process.once('exit', killAll);
 export async function waitForExit(p: TestProcess, timeoutMs = 20_000): Promise<ExitInfo> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${p.name} did not exit within ${timeoutMs} ms.\n${p.describe()}`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new Error(`${p.name} did not exit within ${timeoutMs} ms.\n${p.describe()}`)),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([p.exited, timeout]);
@@ -153,4 +161,3 @@ export async function waitForExit(p: TestProcess, timeoutMs = 20_000): Promise<E
     clearTimeout(timer);
   }
 }
-

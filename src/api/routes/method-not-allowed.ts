@@ -10,6 +10,8 @@ export function methodNotAllowed(methods: string[]) {
       res.status(204).end();
       return;
     }
-    next(new HttpProblem('methodNotAllowed', `${req.method} is not supported on ${req.path}; allowed: ${allow}`));
+    next(
+      new HttpProblem('methodNotAllowed', `${req.method} is not supported on ${req.path}; allowed: ${allow}`),
+    );
   };
 }

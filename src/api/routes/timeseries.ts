@@ -90,19 +90,40 @@ export function timeseriesRouter({ service, maxBodyBytes }: TimeseriesRouterOpti
         const bucket = q.interval;
         if (q.cursor !== undefined) {
           const bound = decodeAggregateCursor(q.cursor);
-          if (bound === null) throw HttpProblem.validation([{ field: 'cursor', message: 'expected a cursor returned by an earlier aggregate request (X-Next-Cursor)' }], 'query');
+          if (bound === null)
+            throw HttpProblem.validation(
+              [
+                {
+                  field: 'cursor',
+                  message: 'expected a cursor returned by an earlier aggregate request (X-Next-Cursor)',
+                },
+              ],
+              'query',
+            );
           if (q.order === 'asc') range.from = Math.max(range.from ?? bound, bound);
           else range.to = Math.min(range.to ?? bound, bound);
         }
-        const buckets = await service.read(q.consistency, (store) => store.aggregate({ deviceId, ...range, bucket, fns, order: q.order, limit }), { signal });
+        const buckets = await service.read(
+          q.consistency,
+          (store) => store.aggregate({ deviceId, ...range, bucket, fns, order: q.order, limit }),
+          { signal },
+        );
         const last = buckets[buckets.length - 1];
-        if (buckets.length === limit && last) setNextPage(req, res, encodeAggregateCursor(q.order === 'asc' ? last.start + bucket : last.start));
+        if (buckets.length === limit && last)
+          setNextPage(req, res, encodeAggregateCursor(q.order === 'asc' ? last.start + bucket : last.start));
         res.json(buckets.map((b) => bucketToJson(b, bucket, fns)));
         return;
       }
       const page = await service.read(
         q.consistency,
-        (store) => store.query({ deviceId, ...range, order: q.order, limit, ...(q.cursor !== undefined ? { cursor: q.cursor } : {}) }),
+        (store) =>
+          store.query({
+            deviceId,
+            ...range,
+            order: q.order,
+            limit,
+            ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+          }),
         { signal },
       );
       setNextPage(req, res, page.nextCursor);
@@ -115,7 +136,9 @@ export function timeseriesRouter({ service, maxBodyBytes }: TimeseriesRouterOpti
     .get(async (req, res) => {
       const id = parseParam('id', idSchema, req.params.id).toLowerCase();
       const q = parseQuery(consistencyQuerySchema, req);
-      const point = await service.read(q.consistency, (store) => store.get(id), { signal: clientSignal(res) });
+      const point = await service.read(q.consistency, (store) => store.get(id), {
+        signal: clientSignal(res),
+      });
       if (!point) throw new HttpProblem('notFound', `no entry with id ${id}`);
       res.json(pointToEntry(point));
     })
@@ -123,7 +146,10 @@ export function timeseriesRouter({ service, maxBodyBytes }: TimeseriesRouterOpti
       const id = parseParam('id', idSchema, req.params.id).toLowerCase();
       parseQuery(writeQuerySchema, req);
       // Idempotent: deleting an id that does not exist is a success too (a retried delete must not fail).
-      await service.write({ requestId: requestIdOf(res), ops: [{ op: 'delete', id }] }, { signal: clientSignal(res) });
+      await service.write(
+        { requestId: requestIdOf(res), ops: [{ op: 'delete', id }] },
+        { signal: clientSignal(res) },
+      );
       res.status(204).end();
     })
     .all(methodNotAllowed(['GET', 'DELETE']));
@@ -146,7 +172,10 @@ function parseEntries(req: Request, res: Response): { entries: ValidEntry[]; sin
     if (hazard) {
       const { path, reason } = hazard;
       errors.push({
-        field: reason === 'proto' ? fieldPath(path, prefix) : fieldPath(path.slice(0, 1), prefix) || prefix || 'body',
+        field:
+          reason === 'proto'
+            ? fieldPath(path, prefix)
+            : fieldPath(path.slice(0, 1), prefix) || prefix || 'body',
         message:
           reason === 'proto'
             ? 'the key "__proto__" is not allowed'
@@ -173,32 +202,50 @@ function parseEntries(req: Request, res: Response): { entries: ValidEntry[]; sin
       try {
         value = JSON.parse(line);
       } catch (err) {
-        errors.push({ field: `line ${i + 1}`, message: `expected one JSON object per line: ${(err as Error).message}` });
+        errors.push({
+          field: `line ${i + 1}`,
+          message: `expected one JSON object per line: ${(err as Error).message}`,
+        });
         continue;
       }
       check(value, `line ${i + 1}`);
     }
-    if (count === 0 && errors.length === 0) throw HttpProblem.validation([{ field: 'body', message: 'expected at least one entry (one JSON object per line)' }], 'body');
+    if (count === 0 && errors.length === 0)
+      throw HttpProblem.validation(
+        [{ field: 'body', message: 'expected at least one entry (one JSON object per line)' }],
+        'body',
+      );
     if (errors.length > 0) throw HttpProblem.validation(errors, 'body');
     return { entries, single: false };
   }
 
   const body: unknown = req.body;
   if (Array.isArray(body)) {
-    if (body.length === 0) throw HttpProblem.validation([{ field: 'body', message: 'expected at least one entry in the array' }], 'body');
+    if (body.length === 0)
+      throw HttpProblem.validation(
+        [{ field: 'body', message: 'expected at least one entry in the array' }],
+        'body',
+      );
     if (body.length > limits.batchEntries) throw tooManyEntries();
     body.forEach((item, i) => check(item, `[${i}]`));
     if (errors.length > 0) throw HttpProblem.validation(errors, 'body');
     return { entries, single: false };
   }
-  if (body === undefined) throw HttpProblem.validation([{ field: 'body', message: 'expected an entry object or an array of entries; the body is empty' }], 'body');
+  if (body === undefined)
+    throw HttpProblem.validation(
+      [{ field: 'body', message: 'expected an entry object or an array of entries; the body is empty' }],
+      'body',
+    );
   check(body, '');
   if (errors.length > 0) throw HttpProblem.validation(errors, 'body');
   return { entries, single: true };
 }
 
 /** The first value nested deeper than maxDepth (the root is depth 1) or under a "__proto__" key, or null. Iterative. */
-function structuralHazard(root: unknown, maxDepth: number): { path: PropertyKey[]; reason: 'depth' | 'proto' } | null {
+function structuralHazard(
+  root: unknown,
+  maxDepth: number,
+): { path: PropertyKey[]; reason: 'depth' | 'proto' } | null {
   const stack: Array<{ v: unknown; path: PropertyKey[] }> = [{ v: root, path: [] }];
   while (stack.length > 0) {
     const { v, path } = stack.pop()!;
@@ -215,7 +262,15 @@ function structuralHazard(root: unknown, maxDepth: number): { path: PropertyKey[
 }
 
 function tooManyEntries(): HttpProblem {
-  return HttpProblem.validation([{ field: 'body', message: `expected at most ${limits.batchEntries} entries per request; split the batch` }], 'body');
+  return HttpProblem.validation(
+    [
+      {
+        field: 'body',
+        message: `expected at most ${limits.batchEntries} entries per request; split the batch`,
+      },
+    ],
+    'body',
+  );
 }
 
 /** Parse req.query; a parameter given several times is an error (which one would win is a guess). */
@@ -223,12 +278,15 @@ function parseQuery<S extends z.ZodType>(schema: S, req: Request): z.output<S> {
   const query = req.query as Record<string, unknown>;
   const errors: FieldError[] = [];
   for (const [k, v] of Object.entries(query)) {
-    if (typeof v !== 'string') errors.push({ field: k, message: 'expected the parameter once, as a plain value' });
+    if (typeof v !== 'string')
+      errors.push({ field: k, message: 'expected the parameter once, as a plain value' });
   }
   if (errors.length > 0) throw HttpProblem.validation(errors, 'query');
   const r = schema.safeParse(query);
   if (!r.success) {
-    const errs = zodFieldErrors(r.error).map((e) => (e.message.startsWith('unknown field') ? { ...e, message: 'unknown query parameter' } : e));
+    const errs = zodFieldErrors(r.error).map((e) =>
+      e.message.startsWith('unknown field') ? { ...e, message: 'unknown query parameter' } : e,
+    );
     throw HttpProblem.validation(errs, 'query');
   }
   return r.data;
@@ -236,11 +294,15 @@ function parseQuery<S extends z.ZodType>(schema: S, req: Request): z.output<S> {
 
 function parseParam<S extends z.ZodType>(name: string, schema: S, value: unknown): z.output<S> {
   const r = schema.safeParse(value);
-  if (!r.success) throw HttpProblem.validation([{ field: name, message: r.error.issues[0]?.message ?? 'invalid' }], 'path');
+  if (!r.success)
+    throw HttpProblem.validation([{ field: name, message: r.error.issues[0]?.message ?? 'invalid' }], 'path');
   return r.data;
 }
 
-function timeRange(q: { from?: string; to?: string; precision?: 's' | 'ms' | 'us' | 'ns' }): { from?: number; to?: number } {
+function timeRange(q: { from?: string; to?: string; precision?: 's' | 'ms' | 'us' | 'ns' }): {
+  from?: number;
+  to?: number;
+} {
   const r = resolveTimeRange(q);
   if (r.issues.length > 0) throw HttpProblem.validation(r.issues, 'query');
   return { ...(r.from !== undefined ? { from: r.from } : {}), ...(r.to !== undefined ? { to: r.to } : {}) };
