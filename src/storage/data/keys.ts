@@ -15,12 +15,31 @@ export function isUuidText(s: string): boolean {
   return s.length === 36 && UUID_RE.test(s);
 }
 
+const HEX = new Int8Array(128).fill(-1);
+for (let i = 0; i < 10; i++) HEX[48 + i] = i;
+for (let i = 0; i < 6; i++) HEX[65 + i] = HEX[97 + i] = 10 + i;
+const PAIRS = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
+// Hand-rolled because it runs once per written point: a regex test plus Buffer.from(hex) of a
+// re-joined string cost about as much as a b-tree insert.
+function uuidBytes(s: string): Buffer | null {
+  if (s.length !== 36 || s.charCodeAt(8) !== 45 || s.charCodeAt(13) !== 45 || s.charCodeAt(18) !== 45 || s.charCodeAt(23) !== 45) {
+    return null;
+  }
+  const out = Buffer.allocUnsafe(16);
+  for (let k = 0; k < 16; k++) {
+    const p = PAIRS[k]!;
+    const hi = HEX[s.charCodeAt(p)] ?? -1;
+    const lo = HEX[s.charCodeAt(p + 1)] ?? -1;
+    if (hi < 0 || lo < 0) return null;
+    out[k] = (hi << 4) | lo;
+  }
+  return out;
+}
+
 /** The stored form of an id (caller has validated it is a non-empty string). */
 export function idToKey(id: string): IdKey {
-  if (isUuidText(id)) {
-    return Buffer.from(id.slice(0, 8) + id.slice(9, 13) + id.slice(14, 18) + id.slice(19, 23) + id.slice(24), 'hex');
-  }
-  return id;
+  return uuidBytes(id) ?? id;
 }
 
 /** The canonical id string for a stored key: UUIDs come back lower-case. */
@@ -33,6 +52,13 @@ export function keyToId(key: IdKey): string {
 /** The canonical form of an id as the store will report it. */
 export function canonicalId(id: string): string {
   return isUuidText(id) ? id.toLowerCase() : id;
+}
+
+/** Stored key and canonical id in one pass (the write path's version of the two above). */
+export function idKeyAndCanonical(id: string): { key: IdKey; id: string } {
+  const bytes = uuidBytes(id);
+  if (bytes === null) return { key: id, id };
+  return { key: bytes, id: /[A-F]/.test(id) ? id.toLowerCase() : id };
 }
 
 export function compareIdKeys(a: IdKey, b: IdKey): number {
