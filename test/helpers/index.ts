@@ -4,3 +4,4 @@ export * from './tmp.js';
 export * from './process.js';
 export * from './http.js';
 export * from './node.js';
+export * from './cluster.js';
