@@ -66,6 +66,10 @@ export class Progress {
   recentActive = false;
   /** Leader tick at which the newest round this member has answered was sent (leader leases). */
   leaseAnchor = Number.NEGATIVE_INFINITY;
+  /** Leader tick of the last time match moved (or replication restarted): detects lost appends. */
+  progressTick = 0;
+  /** Rejections of appends sent before this leader round are stale (they predate the last rewind). */
+  floorRound = 0;
   readonly inflights: Inflights;
 
   constructor(

@@ -446,6 +446,7 @@ export class RaftNode implements RaftNodeApi {
       this.cfg.maxInflightMsgs,
       this.cfg.maxInflightBytes,
     );
+    pr.progressTick = this.ticks;
     this.prs.set(id, pr);
   }
 
@@ -636,9 +637,13 @@ export class RaftNode implements RaftNodeApi {
         readCtx: m.readCtx,
       });
     const log = this.log;
+    // An entry of the leader's own term can only have come from this leader, so (log matching)
+    // our log matches its log up to our last index: report that, and heartbeats reveal progress
+    // made by appends that were reordered or whose answers were lost.
+    const known = (n: number) => (log.lastTerm() === m.term ? Math.max(n, log.lastIndex()) : n);
     if (m.prevLogIndex < log.committed) {
       // Our committed prefix is in every later leader's log, so we match it up to there.
-      reply(true, log.committed);
+      reply(true, known(log.committed));
       return;
     }
     if (log.matchTerm(m.prevLogIndex, m.prevLogTerm)) {
@@ -659,7 +664,7 @@ export class RaftNode implements RaftNodeApi {
         }
       }
       log.commitTo(Math.min(m.leaderCommit, lastNew));
-      reply(true, lastNew);
+      reply(true, known(lastNew));
       return;
     }
     // Rejection: matchIndex carries the rejected prevLogIndex (so the leader can drop stale
@@ -810,16 +815,27 @@ export class RaftNode implements RaftNodeApi {
     if (this.role !== 'Leader') return;
 
     if (!m.success) {
+      // Answers to appends sent before our last rewind tell us nothing new; acting on each would
+      // resend the window once per stale answer and snowball into a storm.
+      if (m.readCtx < pr.floorRound) return;
       const hint = this.nextFromHint(m);
-      if (pr.maybeDecrTo(m.matchIndex, hint)) {
-        if (pr.state === 'replicate') pr.becomeProbe();
-        this.maybeSendAppend(m.from, true);
+      if (pr.state === 'replicate') {
+        if (m.matchIndex <= pr.match) return;
+        // The follower's log ends before what we sent: appends were lost, or overtaken and so
+        // rejected. Rewind to where its log ends, at most once per round trip.
+        pr.next = Math.max(Math.min(m.matchIndex, hint), pr.match + 1);
+        pr.inflights.reset();
+        pr.floorRound = this.newRound();
+        if (this.maybeSendAppend(m.from, true)) while (this.maybeSendAppend(m.from, false));
+        return;
       }
+      if (pr.maybeDecrTo(m.matchIndex, hint)) this.maybeSendAppend(m.from, true);
       return;
     }
 
     const wasPaused = pr.isPaused();
     if (pr.maybeUpdate(m.matchIndex)) {
+      pr.progressTick = this.ticks;
       if (pr.state === 'probe') pr.becomeReplicate();
       else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
         pr.becomeProbe();
@@ -837,14 +853,34 @@ export class RaftNode implements RaftNodeApi {
       }
       if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
     } else {
-      // A heartbeat answer or a duplicate: the follower is alive, so unblock a stalled probe,
-      // and if the window is full with nothing acknowledged, assume one append was lost.
+      // A heartbeat answer or a duplicate: the follower is alive, so unblock a stalled probe.
       pr.probeSent = false;
-      if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
-      // Sending even an empty append lets a follower that lost optimistic appends reject it, which
-      // puts it back into probe.
-      if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, true);
+      if (pr.match >= this.log.lastIndex()) return;
+      if (pr.state !== 'replicate') {
+        this.maybeSendAppend(m.from, true);
+        return;
+      }
+      // In replicate state the answer may simply have overtaken appends still in flight; only when
+      // the follower answers a round sent well after our last progress with it, and still lacks
+      // the entries, were appends lost: then retransmit from its match.
+      if (this.stalled(pr, m)) {
+        pr.becomeProbe();
+        pr.floorRound = this.newRound();
+        pr.progressTick = this.ticks;
+        this.maybeSendAppend(m.from, true);
+        return;
+      }
+      if (pr.inflights.full()) pr.inflights.freeFirstOne();
+      while (this.maybeSendAppend(m.from, false)) {
+        // keep the window full
+      }
     }
+  }
+
+  /** The follower answered a round sent two heartbeats after its last progress, and made none. */
+  private stalled(pr: Progress, m: AppendRespMsg): boolean {
+    const sentAt = this.roundSentAt.get(m.readCtx);
+    return sentAt !== undefined && sentAt - pr.progressTick >= 2 * this.cfg.heartbeatTick;
   }
 
   private nextFromHint(m: AppendRespMsg): number {
