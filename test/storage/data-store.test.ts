@@ -140,6 +140,8 @@ test('bad commands throw, write nothing, and leave the store usable', withStore(
     [{ ...pt(2), ts: 2 ** 53 }, /ts must be an integer/],
     [{ ...pt(2), id: '' }, /id must be a non-empty string/],
     [{ ...pt(2), id: 7 }, /id must be a non-empty string; got number/],
+    [{ ...pt(2), id: 'a\ud800' }, /id is not well-formed Unicode/],
+    [{ ...pt(2), deviceId: 'dev\udc00' }, /deviceId is not well-formed Unicode/],
     [{ ...pt(2), tags: { a: 1 } }, /tags\.a must be a string/],
     [{ ...pt(2), tags: ['x'] }, /tags must be an object/],
     [{ ...pt(2), attributes: 'x' }, /attributes must be a JSON object/],

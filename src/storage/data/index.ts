@@ -86,9 +86,16 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+// String#isWellFormed is ES2024; the project's lib is ES2023.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 function checkId(id: unknown, where: string): string {
   if (typeof id !== 'string' || id.length === 0) {
     throw new InvalidCommandError(`${where}: id must be a non-empty string; got ${id === '' ? 'an empty string' : typeof id}`);
+  }
+  if (LONE_SURROGATE.test(id)) {
+    // A lone surrogate would be stored as U+FFFD and never match again.
+    throw new InvalidCommandError(`${where}: id is not well-formed Unicode (lone surrogate)`);
   }
   if (Buffer.byteLength(id, 'utf8') > MAX_ID_BYTES) {
     throw new InvalidCommandError(`${where}: id is longer than ${MAX_ID_BYTES} bytes`);
@@ -268,6 +275,9 @@ export class SqliteDataStore implements DataStore {
       checkId(p.id, where);
       if (typeof p.deviceId !== 'string' || p.deviceId.length === 0) {
         throw new InvalidCommandError(`${where}: deviceId must be a non-empty string`);
+      }
+      if (LONE_SURROGATE.test(p.deviceId)) {
+        throw new InvalidCommandError(`${where}: deviceId is not well-formed Unicode (lone surrogate)`);
       }
       if (Buffer.byteLength(p.deviceId, 'utf8') > MAX_DEVICE_ID_BYTES) {
         throw new InvalidCommandError(`${where}: deviceId is longer than ${MAX_DEVICE_ID_BYTES} bytes`);
