@@ -78,6 +78,14 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       host: config.listen.host,
       port: config.listen.port,
       ...(logger ? { logger } : {}),
+    }).catch((err: NodeJS.ErrnoException) => {
+      // The operator's fix is a different --listen (or stopping the other process): say so.
+      if (err.code === 'EADDRINUSE' || err.code === 'EADDRNOTAVAIL' || err.code === 'EACCES') {
+        throw new ConfigError(
+          `--listen ${config.listen.host}:${config.listen.port}: cannot listen (${err.code}: ${err.message})`,
+        );
+      }
+      throw err;
     });
     logger?.info(
       { url: http.url, dataDir: config.dataDir, appliedIndex: store.appliedIndex(), points: store.count() },

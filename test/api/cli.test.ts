@@ -2,6 +2,7 @@
 // subcommands (write, query, status) against a real node.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -10,6 +11,7 @@ import {
   repoRoot,
   spawnProcess,
   startNodeProcess,
+  tempDir,
   waitForExit,
   type NodeProcess,
 } from '../helpers/index.js';
@@ -67,6 +69,21 @@ describe('timestore CLI', () => {
     const c = await run(['node', '--id', 'n1'], { TIMESTORE_LOG_LEVEL: 'shouty' });
     assert.equal(c.code, 2);
     assert.match(c.out, /TIMESTORE_LOG_LEVEL/);
+  });
+});
+
+describe('timestore node start-up errors', () => {
+  it('a taken --listen port exits 2 naming the flag', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (blocker.address() as AddressInfo).port;
+      const r = await run(['node', '--id', 'n1', '--listen', `127.0.0.1:${port}`, '--data-dir', tempDir()]);
+      assert.equal(r.code, 2, r.out);
+      assert.match(r.out, new RegExp(`--listen 127\\.0\\.0\\.1:${port}: cannot listen \\(EADDRINUSE`));
+    } finally {
+      blocker.close();
+    }
   });
 });
 
