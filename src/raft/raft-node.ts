@@ -450,8 +450,23 @@ export class RaftNode implements RaftNodeApi {
     this.prs.set(id, pr);
   }
 
+  /**
+   * A node may campaign if it is a voter in its latest configuration, or in the committed one: its
+   * own uncommitted removal may never commit (think of a two-node cluster whose leader appended
+   * "remove self" and crashed before sending it: the other node cannot win without its vote, so it
+   * must be able to win, lead under the new configuration without counting itself, and step down
+   * once the removal commits). Votes are always counted in the latest configuration.
+   */
   private promotable(): boolean {
-    return isVoter(this.membership, this.id);
+    return isVoter(this.membership, this.id) || isVoter(this.committedMembership(), this.id);
+  }
+
+  private committedMembership(): Membership {
+    for (let i = this.confLog.length - 1; i >= 0; i--) {
+      const c = this.confLog[i]!;
+      if (c.index <= this.log.committed) return c.membership;
+    }
+    return this.baseMembership;
   }
 
   private tickElection(): void {

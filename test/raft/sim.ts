@@ -258,7 +258,9 @@ class Sim {
       // Liveness, in two stages: a leader commits a fresh proposal within the bound; then every
       // member catches up (the time that takes depends on the backlog and the flow-control knobs).
       const ticks = this.opts.livenessTicks ?? 300;
-      const bound = this.now + ticks * TICK;
+      // Entries proposed during the faults must replicate first; with the tightest flow-control
+      // knobs (one entry per message, one message in flight) that costs a round trip (2 units) each.
+      const bound = this.now + ticks * TICK + 3 * this.backlog();
       while (!this.sentinelAcked) {
         if (this.now >= bound)
           throw new Violation(
@@ -584,8 +586,8 @@ class Sim {
     }
     const copies = this.faultsOn && this.rng.chance(this.profile.dup) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
-      // Healing restores a sane network: reordering is limited to a little jitter.
-      let delay = 1 + this.rng.int(this.faultsOn ? this.profile.maxDelay : 2);
+      // Healing restores a sane network: in-order delivery after one unit.
+      let delay = this.faultsOn ? 1 + this.rng.int(this.profile.maxDelay) : 1;
       if (m.type === 'snapshot') delay += this.rng.int(3 * TICK); // streamed: slower than a message
       const at = this.now + delay;
       const f: InFlight = { at, m, fromInc: from.incarnation, snapHash };
@@ -613,7 +615,9 @@ class Sim {
         `durability: ${n.id} asks for votes in term ${m.term} before persisting its own vote`,
       );
     }
-    if (m.type === 'appendResponse' && m.success && m.matchIndex > n.disk.lastIndex()) {
+    // (An answer of an older term may overstate: a newer leader truncated the entries after it was
+    // made. That is safe: no node can ack entries and then vote for a candidate lacking them.)
+    if (m.type === 'appendResponse' && m.success && m.term === hs.term && m.matchIndex > n.disk.lastIndex()) {
       throw new Violation(
         `durability: ${n.id} acknowledges index ${m.matchIndex} but persisted only up to ${n.disk.lastIndex()}`,
       );
@@ -909,6 +913,17 @@ class Sim {
     const st = l.raft!.status();
     if (st.commitIndex < this.maxAckedIndex)
       throw new Violation(`acknowledged writes up to ${this.maxAckedIndex} but commit is ${st.commitIndex}`);
+  }
+
+  private backlog(): number {
+    let last = 0;
+    let commit = Infinity;
+    for (const n of this.nodes.values()) {
+      if (n.retired) continue;
+      last = Math.max(last, n.disk.lastIndex());
+      commit = Math.min(commit, n.lastPersisted.commit);
+    }
+    return commit === Infinity ? 0 : Math.max(0, last - commit);
   }
 
   private describe(): string {
