@@ -291,7 +291,7 @@ export class RaftDriver implements RaftRpcHandler {
 
   // ---------------------------------------------------------------- proposals and reads
   /** Propose a command; resolves once it is committed and applied locally (only on the leader). */
-  propose(command: Command): Promise<{ index: number; result: ApplyResult | null }> {
+  propose(command: Command, timeoutMs = 30_000): Promise<{ index: number; result: ApplyResult | null }> {
     if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
     const r = this.node.propose(JSON.stringify(command));
     if (!r.ok) {
@@ -299,7 +299,32 @@ export class RaftDriver implements RaftRpcHandler {
       return Promise.reject(new ProposalFailedError(describeProposalError(r.error), r.error.code !== 'Rejected', leader));
     }
     this.schedule();
-    return new Promise((resolve, reject) => this.proposals.set(r.index, { term: r.term, resolve, reject }));
+    return this.waitProposal(r.index, r.term, timeoutMs);
+  }
+
+  /**
+   * Resolve when the entry (index, term) is applied; reject when another entry lands at that index,
+   * or after timeoutMs (a leader cut off from its quorum never commits it: the outcome is unknown).
+   */
+  private waitProposal(index: number, term: number, timeoutMs: number): Promise<{ index: number; result: ApplyResult | null }> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        if (this.proposals.get(index) === w) this.proposals.delete(index);
+        reject(new ProposalFailedError(`entry ${index} not committed within ${timeoutMs} ms (no quorum?)`, true));
+      }, Math.max(1, timeoutMs));
+      const w: ProposalWaiter = {
+        term,
+        resolve: (v) => {
+          clearTimeout(t);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      };
+      this.proposals.set(index, w);
+    });
   }
 
   proposeConfChange(cc: ConfChange): Promise<{ index: number }> {
@@ -310,9 +335,7 @@ export class RaftDriver implements RaftRpcHandler {
       return Promise.reject(new ProposalFailedError(describeProposalError(r.error), r.error.code !== 'Rejected', leader));
     }
     this.schedule();
-    return new Promise((resolve, reject) =>
-      this.proposals.set(r.index, { term: r.term, resolve: ({ index }) => resolve({ index }), reject }),
-    );
+    return this.waitProposal(r.index, r.term, 30_000).then(({ index }) => ({ index }));
   }
 
   /**

@@ -97,7 +97,7 @@ export class ReplicatedService implements TimeStoreService {
       const d = this.driver;
       if (d.role === 'Leader') {
         try {
-          const { index, result } = await d.propose(cmd);
+          const { index, result } = await d.propose(cmd, remaining);
           return { index, points: result?.points ?? [] };
         } catch (err) {
           if (!(err instanceof ProposalFailedError) || !err.retryable) throw err;
@@ -158,7 +158,7 @@ export class ReplicatedService implements TimeStoreService {
       if (prev) return prev.result;
     }
     const result = (async () => {
-      const { index, result } = await this.driver.propose(command);
+      const { index, result } = await this.driver.propose(command, this.timeoutMs);
       return { index, points: result?.points ?? [] };
     })();
     if (id) {

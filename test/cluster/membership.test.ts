@@ -1,0 +1,75 @@
+// Membership and graceful leadership hand-over across real node processes.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { eventually, post } from '../helpers/index.js';
+import { Cluster, WriteLoad, missingOn, writeOne } from './harness.js';
+
+const clusters: Cluster[] = [];
+after(async () => {
+  await Promise.all(clusters.map((c) => c.close()));
+});
+
+test('a 4th node joins as a learner, is promoted once caught up, serves writes, and is removed again', async () => {
+  const c = await Cluster.start();
+  clusters.push(c);
+  const load = new WriteLoad(() => c.live(), 2);
+  await load.waitAcked(50);
+  const [follower] = await c.followers();
+  // --join through a follower: the request is passed on to the leader.
+  const n4 = await c.addNode('n4', ['--join', follower!.url]);
+  await n4.start();
+  const leader = await c.leader(c.live().filter((n) => n !== n4));
+  await eventually(
+    async () => (await leader.status()).members.some((m) => m.id === 'n4' && m.voter),
+    'n4 to be promoted to voter',
+    90_000,
+  );
+  await load.waitAcked(20);
+  const w = await writeOne(n4);
+  assert.ok(w.ok, `write via n4: ${w.status}\n${n4.output().slice(-3000)}`);
+  await c.converge(c.nodes);
+  const acked = load.acked().concat(w.id!);
+  assert.deepEqual(await missingOn(n4, acked), []);
+
+  // Remove it (asking any member), then it is gone from the leader's membership.
+  const r = await post(`${follower!.url}/cluster/remove`, { id: 'n4' }, { timeoutMs: 30_000 });
+  assert.equal(r.status, 200, r.text);
+  const l2 = await c.leader(c.nodes.filter((n) => n !== n4));
+  await eventually(async () => !(await l2.status()).members.some((m) => m.id === 'n4'), 'n4 to be removed', 60_000);
+  await n4.stop();
+  await load.waitAcked(20); // the 3 remaining voters still commit
+  await load.stop();
+  // Bad membership input is a 4xx problem.
+  const bad = await post(`${l2.url}/cluster/join`, { id: '', url: 'nope' });
+  assert.equal(bad.status, 400);
+});
+
+test('SIGTERM of the leader under load hands leadership over with no failed writes', async () => {
+  const c = await Cluster.start();
+  clusters.push(c);
+  const leader = await c.leader();
+  const followers = c.live().filter((n) => n !== leader);
+  // Clients write through the followers (the leader's own port goes away when it exits).
+  const load = new WriteLoad(() => followers, 6);
+  await load.waitAcked(100);
+  await leader.stop('SIGTERM');
+  assert.match(leader.output(), /leadership transferred/);
+  const newLeader = await c.leader(followers);
+  assert.notEqual(newLeader.id, leader.id);
+  await load.waitAcked(100);
+  await load.stop();
+  assert.deepEqual(load.failed(), [], `failed writes: ${JSON.stringify(load.failed().slice(0, 5))}`);
+  await leader.start();
+  await c.converge(c.nodes);
+  assert.deepEqual(await missingOn(leader, load.acked()), []);
+});
+
+test('POST /cluster/transfer-leadership moves leadership to the named voter', async () => {
+  const c = await Cluster.start();
+  clusters.push(c);
+  const [target] = await c.followers();
+  const r = await post(`${target!.url}/cluster/transfer-leadership`, { to: target!.id }, { timeoutMs: 30_000 });
+  assert.equal(r.status, 200, r.text);
+  const l = await c.leader();
+  assert.equal(l.id, target!.id);
+});
