@@ -12,6 +12,7 @@ import { openDataStore } from '../storage/data/index.js';
 import { ConfigError, type NodeConfig } from './config.js';
 import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
+import { createReplicatedNode, type ReplicatedNode } from './raft/replicated-node.js';
 import type { TimeStoreService } from './service.js';
 
 export interface StartNodeOptions {
@@ -42,20 +43,15 @@ export interface NodeHandle {
 type ClosableService = TimeStoreService & { close(): Promise<void> };
 
 /**
- * The one place that decides how this node reaches consensus. Today every node is a single-node
- * cluster; with --peers or --join this is where the Raft-replicated service goes.
+ * The one place that decides how this node reaches consensus: a single-node cluster of its own, or
+ * with --peers or --join a Raft member (src/node/raft).
  */
-function createService(config: NodeConfig, store: DataStore, _logger?: Logger): ClosableService {
+function createService(config: NodeConfig, store: DataStore, logger?: Logger): { service: ClosableService; raft?: ReplicatedNode } {
   if (config.peers || config.join) {
-    // Until the replicated service lands, refuse rather than silently run a lone node that a
-    // cluster operator believes is replicated.
-    if (!(config.peers && config.peers.length === 1 && config.peers[0]!.id === config.id)) {
-      throw new ConfigError(
-        '--peers/--join: clustering is not available in this build yet; run without them (a single node) or with --peers naming only this node',
-      );
-    }
+    const raft = createReplicatedNode(config, { data: store, ...(logger ? { logger } : {}) });
+    return { service: raft.service, raft };
   }
-  return new LocalService(store);
+  return { service: new LocalService(store) };
 }
 
 export async function startNode(config: NodeConfig, opts: StartNodeOptions = {}): Promise<NodeHandle> {
@@ -63,16 +59,17 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   mkdirSync(config.dataDir, { recursive: true });
   const store = opts.openStore ? opts.openStore(config) : openDataStore(join(config.dataDir, 'data.db'));
   let service: ClosableService;
+  let raft: ReplicatedNode | undefined;
   let http: HttpServerHandle;
   try {
-    service = createService(config, store, logger);
+    ({ service, raft } = createService(config, store, logger));
     const app = createApp({
       service,
       nodeId: config.id,
       version: opts.version ?? packageVersion(),
       maxBodyBytes: config.maxBodyBytes,
       ...(logger ? { logger } : {}),
-      ...(opts.extraRouters ? { extraRouters: opts.extraRouters } : {}),
+      extraRouters: [...(raft?.routers ?? []), ...(opts.extraRouters ?? [])],
     });
     http = await listen(app, {
       host: config.listen.host,
@@ -87,6 +84,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       }
       throw err;
     });
+    raft?.start();
     logger?.info(
       { url: http.url, dataDir: config.dataDir, appliedIndex: store.appliedIndex(), points: store.count() },
       'node listening',
@@ -95,6 +93,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     let closing: Promise<void> | null = null;
     const close = () =>
       (closing ??= (async () => {
+        await raft?.prepareShutdown(); // a leader hands leadership over while HTTP still serves
         await http.close(opts.shutdownGraceMs ?? 10_000);
         await service.close();
         store.close();
