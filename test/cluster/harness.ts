@@ -6,10 +6,10 @@ import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePorts, tempDir, spawnProcess, waitForHttp, eventually, get, post, repoRoot, type TestProcess } from '../helpers/index.js';
 
-/** The entry point the processes run: the real CLI once it runs replicated nodes, else the test entry. */
+/** The entry point the processes run: the real CLI (TIMESTORE_CLUSTER_ENTRY=fixture: the test entry). */
 function entryArgs(): string[] {
   const cli = resolve(repoRoot, 'cmd', 'timestore.ts');
-  const useFixture = process.env.TIMESTORE_CLUSTER_ENTRY !== 'cli' || !existsSync(cli);
+  const useFixture = process.env.TIMESTORE_CLUSTER_ENTRY === 'fixture' || !existsSync(cli);
   return ['--import', 'tsx', useFixture ? resolve(repoRoot, 'test/cluster/fixtures/node-main.ts') : cli];
 }
 
