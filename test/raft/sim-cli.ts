@@ -2,8 +2,10 @@
 //   npm run sim -- --seeds 10000 --nodes 5            # seeds 1..10000, 5 initial voters
 //   npm run sim -- --seed 4242 --nodes 5 --trace      # replay one seed with its event trace
 // Options: --start S (first seed), --ticks T (fault ticks per seed), --nodes K (0 = random 1..7 per seed),
-//          --bug NAME (plant a RaftBugs switch), --no-durability-check, --stop (stop at first failure).
+//          --bug NAME (plant a RaftBugs switch), --no-durability-check, --stop (stop at first failure),
+//          --knobs JSON / --profile JSON (override the per-seed draw, e.g. --knobs '{"preVote":false}').
 import { runSim } from './sim.js';
+import type { FaultProfile, RaftKnobs } from './sim.js';
 import type { RaftBugs } from '../../src/raft/index.js';
 import { seedNodes } from './sim-config.js';
 
@@ -28,6 +30,8 @@ let lastReport = t0;
 for (let s = start; s < start + count; s++) {
   const nodes = nodesArg > 0 ? nodesArg : seedNodes(s);
   const tm = arg('trace-messages');
+  const knobs = arg('knobs') ? (JSON.parse(arg('knobs')!) as Partial<RaftKnobs>) : undefined;
+  const profile = arg('profile') ? (JSON.parse(arg('profile')!) as Partial<FaultProfile>) : undefined;
   const r = runSim({
     seed: s,
     nodes,
@@ -35,6 +39,8 @@ for (let s = start; s < start + count; s++) {
     bugs,
     trace,
     traceMessages: tm ? Number(tm) : undefined,
+    knobs,
+    profile,
     checkSendDurability: !flag('no-durability-check'),
   });
   if (!r.ok) {

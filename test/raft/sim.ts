@@ -35,6 +35,8 @@ export interface FaultProfile {
   compact: number;
   /** Probability that a node defers handling its Ready in a unit (slow fsync). */
   persistDelay: number;
+  /** A crashed node restarts after 1..restartTicks ticks. */
+  restartTicks: number;
 }
 
 export interface RaftKnobs {
@@ -163,6 +165,7 @@ export function drawProfile(rng: Rng): FaultProfile {
     transfer: rng.pick([0, 0.01, 0.03]),
     compact: rng.pick([0, 0.02, 0.1]),
     persistDelay: rng.pick([0, 0.2, 0.5]),
+    restartTicks: rng.pick([5, 40]),
   };
 }
 
@@ -341,7 +344,10 @@ class Sim {
     n.incomingSnap.clear();
     this.stats.crashes++;
     this.log(`crash ${n.id} (${why})`);
-    if (!n.retired) n.restartAt = this.faultsOn ? this.now + this.rng.range(1, 40) * TICK : this.now + TICK;
+    if (!n.retired)
+      n.restartAt = this.faultsOn
+        ? this.now + this.rng.range(1, this.profile.restartTicks) * TICK
+        : this.now + TICK;
   }
 
   private restart(n: SimNode): void {

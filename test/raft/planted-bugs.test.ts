@@ -1,0 +1,111 @@
+// The checker bites: each classic Raft bug, planted behind a test-only switch, is caught by the
+// simulator within a fixed budget of seeds (the runs are deterministic, so the budget is exact).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runSim } from './sim.js';
+import type { SimOptions, SimResult } from './sim.js';
+import type { RaftBugs } from '../../src/raft/index.js';
+
+/** The first seed whose run fails with the expected kind of violation. */
+function firstFailure(budget: number, expected: RegExp, opts: Omit<SimOptions, 'seed'>): SimResult | null {
+  for (let seed = 1; seed <= budget; seed++) {
+    const r = runSim({ ...opts, seed });
+    if (!r.ok && expected.test(r.violation!)) return r;
+  }
+  return null;
+}
+
+function expectCaught(
+  bug: keyof RaftBugs,
+  budget: number,
+  expected: RegExp,
+  opts: Omit<SimOptions, 'seed' | 'bugs'>,
+): void {
+  const r = firstFailure(budget, expected, { ...opts, bugs: { [bug]: true } });
+  assert.ok(r, `${bug} was not caught within ${budget} seeds`);
+  // The same seed replays to the same violation, and without the bug it passes.
+  const again = runSim({ ...opts, seed: r.seed, bugs: { [bug]: true } });
+  assert.equal(again.violation, r.violation);
+  assert.equal(again.at, r.at);
+  const clean = runSim({ ...opts, seed: r.seed });
+  assert.equal(clean.ok, true, `seed ${r.seed} fails without the bug: ${clean.violation}`);
+}
+
+// Raft §5.4.2 / Figure 8. Needs one entry per append (so an old-term entry can reach a majority
+// without the new leader's no-op) and frequent leader changes.
+const figure8: Omit<SimOptions, 'seed' | 'bugs'> = {
+  nodes: 3,
+  faultTicks: 400,
+  knobs: { maxSizePerMsg: 1, maxInflightMsgs: 1, preVote: false, checkQuorum: false, electionTick: 6 },
+  profile: {
+    crash: 0.05,
+    partition: 0.2,
+    confChange: 0,
+    compact: 0,
+    transfer: 0.05,
+    propose: 2,
+    maxDelay: 15,
+    drop: 0.05,
+  },
+};
+
+test('planted bug: committing a previous-term entry by counting replicas breaks leader completeness', () => {
+  expectCaught(
+    'commitPreviousTermByCount',
+    500,
+    /leader completeness|state machine safety|committed entry/,
+    figure8,
+  );
+});
+
+test('planted bug: granting a vote without persisting it is caught by the durability check', () => {
+  expectCaught('voteWithoutPersist', 20, /durability: .* grants its vote/, { nodes: 3, faultTicks: 300 });
+});
+
+test('planted bug: granting a vote without persisting it elects two leaders after a crash', () => {
+  expectCaught(
+    'voteWithoutPersist',
+    500,
+    /election safety|log matching|leader completeness|state machine safety/,
+    {
+      nodes: 3,
+      faultTicks: 400,
+      checkSendDurability: false,
+      knobs: { preVote: false, checkQuorum: false, electionTick: 6 },
+      profile: {
+        crash: 0.2,
+        partition: 0.2,
+        confChange: 0,
+        compact: 0,
+        transfer: 0.05,
+        maxDelay: 10,
+        persistDelay: 0,
+        restartTicks: 3,
+      },
+    },
+  );
+});
+
+test('planted bug: truncating on a non-conflicting append is caught by the durability check', () => {
+  expectCaught('truncateOnNonConflictingAppend', 20, /durability: .* acknowledges/, {
+    nodes: 3,
+    faultTicks: 300,
+  });
+});
+
+test('planted bug: truncating on a non-conflicting append loses committed entries', () => {
+  expectCaught(
+    'truncateOnNonConflictingAppend',
+    100,
+    /leader completeness|state machine safety|committed entry|log matching/,
+    {
+      nodes: 5,
+      faultTicks: 300,
+      checkSendDurability: false,
+    },
+  );
+});
+
+test('planted bug: serving ReadIndex before the no-op commits returns stale reads', () => {
+  expectCaught('readIndexBeforeNoopCommit', 100, /linearizability/, { nodes: 5, faultTicks: 300 });
+});
