@@ -127,6 +127,7 @@ interface Result {
   bytesPerRow: number;
   cpuMicrosPerRow: number;
   writtenBytesPerRow: number | null;
+  reads?: Record<string, number> | undefined;
 }
 
 function writtenBytes(): number | null {
@@ -213,8 +214,37 @@ function runOurs(variant: 'ours' | 'ours-v4' | 'ours-4k', rows: Row[], batch: nu
   const m = stopMeter(meter);
   const count = store.count();
   if (count !== rows.length) throw new Error(`${variant}: stored ${count} rows, expected ${rows.length}`);
+  const reads = variant === 'ours' ? measureReads(store, rows) : undefined;
   store.close(); // the last connection closing checkpoints the WAL into data.db
-  return result(variant, rows.length, m, statSync(path).size);
+  return { ...result(variant, rows.length, m, statSync(path).size), reads };
+}
+
+/** Read latencies on the freshly written store: what the API's GET endpoints will cost. */
+function measureReads(store: ReturnType<typeof openDataStore>, rows: Row[]): Record<string, number> {
+  const rnd = prng(7);
+  const pick = () => rows[Math.floor(rnd() * rows.length)]!;
+  const time = (n: number, fn: () => void) => {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) fn();
+    return Number(process.hrtime.bigint() - t0) / 1e3 / n;
+  };
+  const HOUR = 3_600_000_000;
+  return {
+    getByIdMicros: time(20_000, () => {
+      if (store.get(pick().v7) === undefined) throw new Error('get missed');
+    }),
+    devicePage100Micros: time(2_000, () => {
+      const r = pick();
+      store.query({ deviceId: r.device, from: r.ts, order: 'asc', limit: 100 });
+    }),
+    allDevicesPage100Micros: time(200, () => {
+      store.query({ from: pick().ts, order: 'desc', limit: 100 });
+    }),
+    aggregateHourByMinuteMicros: time(500, () => {
+      const r = pick();
+      store.aggregate({ deviceId: r.device, from: r.ts - HOUR, to: r.ts, bucket: 60_000_000, fns: ['count', 'avg', 'min', 'max', 'last'], order: 'asc', limit: 60 });
+    }),
+  };
 }
 
 function result(variant: string, rows: number, m: ReturnType<typeof stopMeter>, bytes: number): Result {
@@ -270,6 +300,9 @@ async function main(): Promise<void> {
         `${v.padEnd(8)} ${Math.round(r.rowsPerSec).toString().padStart(8)} rows/s  ${r.bytesPerRow.toFixed(1).padStart(6)} bytes/row` +
           `  ${r.cpuMicrosPerRow.toFixed(2).padStart(6)} CPU µs/row  ${written.padStart(5)} written bytes/row  (${r.seconds.toFixed(1)} s, ${(r.bytes / 1e6).toFixed(1)} MB)`,
       );
+      if (r.reads) {
+        log(`         reads: ${Object.entries(r.reads).map(([k, v]) => `${k.replace(/Micros$/, '')} ${v.toFixed(0)} µs`).join(', ')}`);
+      }
       for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
     }
   } finally {

@@ -119,6 +119,8 @@ export class SqliteDataStore implements DataStore {
   private deviceNames = new Map<number, string>();
   private tagsetsByJson = new Map<string, number>();
   private tagsetsById = new Map<number, Readonly<Record<string, string>>>();
+  /** False while no point has ever had tags/attributes: puts then skip clearing old extras. */
+  private hasExtras = false;
   private closed = false;
 
   constructor(
@@ -172,6 +174,7 @@ export class SqliteDataStore implements DataStore {
       this.devicesByName.set(r.name, r.id);
       this.deviceNames.set(r.id, r.name);
     }
+    this.hasExtras = this.db.prepare('SELECT EXISTS (SELECT 1 FROM extras)').pluck().get() === 1;
     this.tagsetsByJson.clear();
     this.tagsetsById.clear();
     for (const r of this.db.prepare('SELECT id, json FROM tagsets').iterate() as IterableIterator<{ id: number; json: string }>) {
@@ -189,13 +192,15 @@ export class SqliteDataStore implements DataStore {
     const db = this.db;
     const b = String(this.base ?? 0);
     const rel = (p: string) => `(CAST(${p} AS INTEGER) - ${b})`;
-    const cols = `ts + ${b} AS ts, id, value, tagset, attrs`;
+    // Every read joins extras; a seek per row that finds nothing in the common case.
+    const cols = `p.ts + ${b} AS ts, p.id AS id, p.value AS value, e.tagset AS tagset, e.attrs AS attrs`;
+    const from = 'points p LEFT JOIN extras e ON e.id = p.id';
     const page = (order: 'ASC' | 'DESC', cursor: boolean) => {
       const cmp = order === 'ASC' ? '>' : '<';
       return db.prepare(
-        `SELECT ${cols} FROM points WHERE series = @series AND ts >= ${rel('@from')} AND ts < ${rel('@to')}` +
-          (cursor ? ` AND (ts, id) ${cmp} (${rel('@cts')}, @cid)` : '') +
-          ` ORDER BY ts ${order}, id ${order} LIMIT @limit`,
+        `SELECT ${cols} FROM ${from} WHERE p.series = @series AND p.ts >= ${rel('@from')} AND p.ts < ${rel('@to')}` +
+          (cursor ? ` AND (p.ts, p.id) ${cmp} (${rel('@cts')}, @cid)` : '') +
+          ` ORDER BY p.ts ${order}, p.id ${order} LIMIT @limit`,
       );
     };
     const bucketEdge = (order: 'ASC' | 'DESC') =>
@@ -211,16 +216,16 @@ export class SqliteDataStore implements DataStore {
         )
         .pluck();
     return {
-      put: db.prepare(
-        `INSERT OR REPLACE INTO points(series, ts, id, value, tagset, attrs) VALUES (?, ${rel('?')}, ?, ?, ?, ?)`,
-      ),
+      put: db.prepare(`INSERT OR REPLACE INTO points(series, ts, id, value) VALUES (?, ${rel('?')}, ?, ?)`),
       // Rows within one statement are inserted in order, so replace semantics are unchanged.
       putMany: db.prepare(
-        `INSERT OR REPLACE INTO points(series, ts, id, value, tagset, attrs) VALUES ` +
-          Array.from({ length: PUT_CHUNK }, () => `(?, ${rel('?')}, ?, ?, ?, ?)`).join(', '),
+        `INSERT OR REPLACE INTO points(series, ts, id, value) VALUES ` +
+          Array.from({ length: PUT_CHUNK }, () => `(?, ${rel('?')}, ?, ?)`).join(', '),
       ),
+      putExtras: db.prepare('INSERT OR REPLACE INTO extras(id, tagset, attrs) VALUES (?, ?, ?)'),
+      delExtras: db.prepare('DELETE FROM extras WHERE id = ?'),
       del: db.prepare('DELETE FROM points WHERE id = ?'),
-      get: db.prepare(`SELECT series, ${cols} FROM points WHERE id = ?`),
+      get: db.prepare(`SELECT p.series AS series, ${cols} FROM ${from} WHERE p.id = ?`),
       count: db.prepare('SELECT count(*) FROM points').pluck(),
       setApplied: db.prepare(`UPDATE meta SET value = ? WHERE key = 'applied_index'`),
       setBase: db.prepare(`INSERT INTO meta(key, value) VALUES ('ts_base', ?)`),
@@ -353,7 +358,24 @@ export class SqliteDataStore implements DataStore {
   }
 
   private runPut(p: PreparedPut): void {
-    this.stmts.put.run(p.series, p.ts, p.key, p.value, p.tagset, p.attrs);
+    this.stmts.put.run(p.series, p.ts, p.key, p.value);
+    this.putExtras(p);
+  }
+
+  /** The extras row follows the point: written when it has tags/attributes, removed when not. */
+  private putExtras(p: PreparedPut): void {
+    if (p.tagset !== null || p.attrs !== null) {
+      this.stmts.putExtras.run(p.key, p.tagset, p.attrs);
+      this.hasExtras = true;
+    } else if (this.hasExtras) {
+      this.stmts.delExtras.run(p.key);
+    }
+  }
+
+  private runDelete(key: IdKey): boolean {
+    if (this.stmts.del.run(key).changes === 0) return false;
+    if (this.hasExtras) this.stmts.delExtras.run(key);
+    return true;
   }
 
   applyBatch(batch: Array<{ index: number; command: Command | null }>): ApplyResult[] {
@@ -408,7 +430,7 @@ export class SqliteDataStore implements DataStore {
           if (distinct) puts.push(p);
           else this.runPut(p);
           r.points.push(p.point);
-        } else if (this.stmts.del.run(key).changes > 0) {
+        } else if (this.runDelete(key)) {
           r.deleted.push(id);
         }
       });
@@ -420,19 +442,18 @@ export class SqliteDataStore implements DataStore {
       // ingest CPU when rows are this small.
       let i = 0;
       if (puts.length >= PUT_CHUNK) {
-        const params: unknown[] = new Array(PUT_CHUNK * 6);
+        const params: unknown[] = new Array(PUT_CHUNK * 4);
         for (; i + PUT_CHUNK <= puts.length; i += PUT_CHUNK) {
           for (let k = 0; k < PUT_CHUNK; k++) {
             const p = puts[i + k]!;
-            const o = k * 6;
+            const o = k * 4;
             params[o] = p.series;
             params[o + 1] = p.ts;
             params[o + 2] = p.key;
             params[o + 3] = p.value;
-            params[o + 4] = p.tagset;
-            params[o + 5] = p.attrs;
           }
           this.stmts.putMany.run(params);
+          for (let k = 0; k < PUT_CHUNK; k++) this.putExtras(puts[i + k]!);
         }
       }
       for (; i < puts.length; i++) this.runPut(puts[i]!);

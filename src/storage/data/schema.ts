@@ -7,8 +7,9 @@
 // years of the base fit 6 — so every ts in both b-trees is 2 bytes smaller; values outside that
 // window still store exactly, in 8 bytes. The id (16-byte blob for UUIDs) is the key of the one
 // secondary index; UUIDv7 ids grow with time, so that index is appended to at its right edge.
-// tags are interned (low cardinality) and attrs are JSON text; both are NULL, i.e. one header byte
-// and no body, when absent. value has REAL affinity, which SQLite stores as a small integer when
+// tags (interned: low cardinality) and attrs (JSON text) live in `extras`, keyed by id, and only
+// for points that have them: a point without them costs nothing for them, not even the header
+// byte a NULL column takes. value has REAL affinity, which SQLite stores as a small integer when
 // the double is integral.
 export const SCHEMA_VERSION = 1;
 
@@ -21,9 +22,8 @@ CREATE TABLE IF NOT EXISTS points (
   ts INTEGER NOT NULL,
   id NOT NULL,
   value REAL NOT NULL,
-  tagset INTEGER,
-  attrs TEXT,
   PRIMARY KEY (series, ts, id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS points_by_id ON points(id);
+CREATE TABLE IF NOT EXISTS extras (id PRIMARY KEY, tagset INTEGER, attrs TEXT) WITHOUT ROWID;
 `;
