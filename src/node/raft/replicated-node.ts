@@ -151,7 +151,8 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
           const deadline = Date.now() + (opts.transferTimeoutMs ?? Math.max(2_000, config.electionTimeoutMs * 3));
           // Until this node knows the new leader, so forwarded writes can continue.
           while ((driver.leaderId === null || driver.leaderId === config.id) && Date.now() < deadline) await driver.waitChange(50);
-          log.info({ leader: driver.leaderId }, driver.leaderId !== config.id ? 'leadership transferred' : 'leadership transfer timed out');
+          const moved = driver.leaderId !== null && driver.leaderId !== config.id;
+          log.info({ leader: driver.leaderId }, moved ? 'leadership transferred' : 'leadership transfer did not complete in time');
         } else {
           log.warn({ err: t.error }, 'could not transfer leadership before shutdown');
         }
