@@ -4,7 +4,8 @@ import { nodeCommand } from './node.js';
 import { writeCommand } from './write.js';
 import { queryCommand } from './query.js';
 import { statusCommand } from './status.js';
+import { clusterCommand } from './cluster.js';
 
-export const commands: Subcommand[] = [nodeCommand, writeCommand, queryCommand, statusCommand];
+export const commands: Subcommand[] = [nodeCommand, clusterCommand, writeCommand, queryCommand, statusCommand];
 
 export type { Subcommand } from './types.js';
