@@ -175,7 +175,7 @@ export class Nemesis {
         const leader = await c.leader();
         if (!leader) return null;
         const target = this.rng.pick(ids.filter((x) => x !== leader));
-        const r = await call('POST', `${c.url(leader)}/cluster/transfer-leadership`, { nodeId: target, target, to: target }, 5000);
+        const r = await call('POST', `${c.url(leader)}/cluster/transfer-leadership`, { to: target }, 5000);
         if (r.status === 404 || r.status === 405) {
           this.transferUnsupported = true;
           this.opts.log?.('nemesis: POST /cluster/transfer-leadership not available; leaving it out');
