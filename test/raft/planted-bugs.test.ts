@@ -1,6 +1,7 @@
 // The checker bites: each classic Raft bug, planted behind a test-only switch, is caught by the
 // simulator within a fixed budget of seeds (the runs are deterministic, so the budget is exact).
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { runSim } from './sim.js';
 import type { SimOptions, SimResult } from './sim.js';
@@ -16,6 +17,7 @@ function firstFailure(budget: number, expected: RegExp, opts: Omit<SimOptions, '
 }
 
 function expectCaught(
+  t: TestContext,
   bug: keyof RaftBugs,
   budget: number,
   expected: RegExp,
@@ -23,6 +25,7 @@ function expectCaught(
 ): void {
   const r = firstFailure(budget, expected, { ...opts, bugs: { [bug]: true } });
   assert.ok(r, `${bug} was not caught within ${budget} seeds`);
+  t.diagnostic(`caught at seed ${r.seed} of ${budget}: ${r.violation}`);
   // The same seed replays to the same violation, and without the bug it passes.
   const again = runSim({ ...opts, seed: r.seed, bugs: { [bug]: true } });
   assert.equal(again.violation, r.violation);
@@ -49,8 +52,9 @@ const figure8: Omit<SimOptions, 'seed' | 'bugs'> = {
   },
 };
 
-test('planted bug: committing a previous-term entry by counting replicas breaks leader completeness', () => {
+test('planted bug: committing a previous-term entry by counting replicas breaks leader completeness', (t) => {
   expectCaught(
+    t,
     'commitPreviousTermByCount',
     500,
     /leader completeness|state machine safety|committed entry/,
@@ -58,12 +62,13 @@ test('planted bug: committing a previous-term entry by counting replicas breaks 
   );
 });
 
-test('planted bug: granting a vote without persisting it is caught by the durability check', () => {
-  expectCaught('voteWithoutPersist', 20, /durability: .* grants its vote/, { nodes: 3, faultTicks: 300 });
+test('planted bug: granting a vote without persisting it is caught by the durability check', (t) => {
+  expectCaught(t, 'voteWithoutPersist', 20, /durability: .* grants its vote/, { nodes: 3, faultTicks: 300 });
 });
 
-test('planted bug: granting a vote without persisting it elects two leaders after a crash', () => {
+test('planted bug: granting a vote without persisting it elects two leaders after a crash', (t) => {
   expectCaught(
+    t,
     'voteWithoutPersist',
     500,
     /election safety|log matching|leader completeness|state machine safety/,
@@ -86,15 +91,16 @@ test('planted bug: granting a vote without persisting it elects two leaders afte
   );
 });
 
-test('planted bug: truncating on a non-conflicting append is caught by the durability check', () => {
-  expectCaught('truncateOnNonConflictingAppend', 20, /durability: .* acknowledges/, {
+test('planted bug: truncating on a non-conflicting append is caught by the durability check', (t) => {
+  expectCaught(t, 'truncateOnNonConflictingAppend', 20, /durability: .* acknowledges/, {
     nodes: 3,
     faultTicks: 300,
   });
 });
 
-test('planted bug: truncating on a non-conflicting append loses committed entries', () => {
+test('planted bug: truncating on a non-conflicting append loses committed entries', (t) => {
   expectCaught(
+    t,
     'truncateOnNonConflictingAppend',
     100,
     /leader completeness|state machine safety|committed entry|log matching/,
@@ -106,6 +112,6 @@ test('planted bug: truncating on a non-conflicting append loses committed entrie
   );
 });
 
-test('planted bug: serving ReadIndex before the no-op commits returns stale reads', () => {
-  expectCaught('readIndexBeforeNoopCommit', 100, /linearizability/, { nodes: 5, faultTicks: 300 });
+test('planted bug: serving ReadIndex before the no-op commits returns stale reads', (t) => {
+  expectCaught(t, 'readIndexBeforeNoopCommit', 100, /linearizability/, { nodes: 5, faultTicks: 300 });
 });
