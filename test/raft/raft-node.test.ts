@@ -250,3 +250,49 @@ test('restart from MemoryStorage keeps term, vote, log and re-delivers unapplied
     ['x'],
   );
 });
+
+test('a learner is promoted only once it has caught up', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  const a = c.elect('a');
+  c.add('d', new MemoryStorage(['a', 'b', 'c'], ['d']));
+  c.isolate('d');
+  assert.equal(a.raft.proposeConfChange({ type: 'addLearner', nodeId: 'd' }).ok, true);
+  c.stabilize();
+  const r = a.raft.proposeConfChange({ type: 'promote', nodeId: 'd' });
+  assert.equal(r.ok, false);
+  assert.equal(!r.ok && r.error.code, 'Rejected');
+  c.heal();
+  c.tick(3);
+  assert.equal(a.raft.proposeConfChange({ type: 'promote', nodeId: 'd' }).ok, true);
+});
+
+test('invalid membership changes are rejected with a reason', () => {
+  const c = new TestCluster(['a']);
+  const a = c.elect('a');
+  for (const cc of [
+    { type: 'remove', nodeId: 'a' },
+    { type: 'addVoter', nodeId: 'a' },
+    { type: 'promote', nodeId: 'zz' },
+    { type: 'remove', nodeId: 'zz' },
+  ] as const) {
+    const r = a.raft.proposeConfChange(cc);
+    assert.equal(!r.ok && r.error.code, 'Rejected', JSON.stringify(cc));
+  }
+});
+
+test('a leader with a pending transfer hands over when the target catches up', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  const a = c.elect('a');
+  c.isolate('c');
+  for (let i = 0; i < 5; i++) a.raft.propose(`v${i}`);
+  c.stabilize();
+  a.raft.transferLeadership('c');
+  assert.equal(
+    c.queue.some((m) => m.type === 'timeoutNow'),
+    false,
+  );
+  c.heal();
+  c.tick(1, ['a']);
+  assert.equal(c.leader()?.id, 'c');
+  assert.deepEqual(c.data('c'), ['v0', 'v1', 'v2', 'v3', 'v4']);
+});
