@@ -6,6 +6,9 @@ import { Nemesis, defaultNemesis, type FaultKind, type NemesisOptions } from './
 import { Workload, defaultWorkload, type WorkloadOptions } from './workload.js';
 import { checkAppends, checkRegisters, type AppendCheck, type RegisterCheck } from './checks.js';
 import { call } from './http-client.js';
+import { partitions } from './proxy.js';
+
+const partitionsIsolate = partitions.isolate;
 
 export interface CampaignOptions {
   nodes: number;
@@ -141,6 +144,64 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       valid: problems.length === 0 && registers.result !== 'illegal',
       problems,
     };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+export interface StaleReadDemoResult {
+  oldLeader: string;
+  newLeader: string | null;
+  readsFromOldLeader: number;
+  registers: RegisterCheck;
+}
+
+/**
+ * The planted stale-read bug: the register workload reads with consistency=none (a real, documented
+ * weak read path, no code switch) from a leader that is then cut off from the others. While it is
+ * isolated the majority elects a new leader and acknowledges new writes; the old leader keeps
+ * answering reads from its stale state. The linearizability checker must report a violation.
+ * With readConsistency 'linearizable' the same scenario must check out as linearizable.
+ */
+export async function runStaleReadDemo(opts: {
+  seed: number;
+  readConsistency?: 'none' | 'linearizable';
+  isolateMs?: number;
+  electionTimeoutMs?: number;
+  heartbeatMs?: number;
+  log?: (line: string) => void;
+}): Promise<StaleReadDemoResult> {
+  const log = opts.log ?? (() => {});
+  const rng = new Rng(opts.seed);
+  const cluster = await ChaosCluster.start({ nodes: 3, electionTimeoutMs: opts.electionTimeoutMs, heartbeatMs: opts.heartbeatMs });
+  try {
+    const oldLeader = await cluster.waitForLeader(90_000);
+    log(`leader ${oldLeader}; register reads with consistency=${opts.readConsistency ?? 'none'} from ${oldLeader} only`);
+    const workload = new Workload(
+      { ...defaultWorkload, appendClients: 0, registerClients: 4, activeKeys: 2, opsPerKey: 10_000, writeRatio: 0.5, readConsistency: opts.readConsistency ?? 'none', readNodes: () => [oldLeader] },
+      rng.fork(),
+      cluster.ids,
+      (id) => cluster.url(id),
+    );
+    workload.start();
+    await sleep(2000);
+    const others = cluster.ids.filter((id) => id !== oldLeader);
+    cluster.net.cut(partitionsIsolate(oldLeader, cluster.ids));
+    log(`isolated ${oldLeader}`);
+    let newLeader: string | null = null;
+    try {
+      newLeader = await cluster.waitForLeader(30_000, others);
+      log(`new leader ${newLeader}`);
+    } catch (err) {
+      log(`no new leader: ${String(err)}`);
+    }
+    await sleep(opts.isolateMs ?? 8000);
+    cluster.net.heal();
+    log('healed');
+    await sleep(2000);
+    await workload.stop();
+    const registers = checkRegisters(workload.registers);
+    return { oldLeader, newLeader, readsFromOldLeader: workload.registers.filter((r) => r.type === 'read' && r.outcome === 'ok').length, registers };
   } finally {
     await cluster.stop();
   }

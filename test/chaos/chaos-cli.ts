@@ -3,7 +3,7 @@
 // check fails (lost acknowledged writes, linearizability violations, crashes, HTTP 500s).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { runCampaign, type CampaignResult } from './campaign.js';
+import { runCampaign, runStaleReadDemo, type CampaignResult } from './campaign.js';
 import { faultKinds, type FaultKind } from './nemesis.js';
 import { closeAgent } from './http-client.js';
 
@@ -21,6 +21,7 @@ const { values } = parseArgs({
     'register-clients': { type: 'string' },
     json: { type: 'string' },
     echo: { type: 'boolean', default: false },
+    'stale-read-demo': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -30,6 +31,7 @@ if (values.help) {
        [--read-consistency linearizable|leader|none] [--faults kind,kind,...]
        [--election-timeout-ms 1000] [--heartbeat-ms 100] [--append-clients N] [--register-clients N]
        [--json results.json] [--echo]
+       [--stale-read-demo [--read-consistency none|linearizable]]   the planted stale-read scenario
 fault kinds: ${faultKinds.join(', ')}`);
   process.exit(0);
 }
@@ -64,6 +66,15 @@ if (values.faults) {
 
 const ts = () => new Date().toISOString().slice(11, 19);
 const log = (line: string) => console.log(`${ts()} ${line}`);
+
+if (values['stale-read-demo']) {
+  const r = await runStaleReadDemo({ seed: seed0, readConsistency: rc === 'linearizable' ? 'linearizable' : 'none', log });
+  await closeAgent();
+  console.log(`old leader ${r.oldLeader}, new leader ${r.newLeader}, reads from the old leader ${r.readsFromOldLeader}`);
+  console.log(`register ops ${r.registers.operations} on ${r.registers.keys} keys: ${r.registers.result}, violations ${r.registers.violations}`);
+  for (const rep of r.registers.report) console.log(rep);
+  process.exit(0);
+}
 
 const results: CampaignResult[] = [];
 let interrupted = false;
