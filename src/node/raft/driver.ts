@@ -190,6 +190,7 @@ export class RaftDriver implements RaftRpcHandler {
       },
       snapshotSource: (index) => this.snapshotSource(index),
       rpcTimeoutMs: opts.rpcTimeoutMs ?? Math.max(1_000, opts.electionTimeoutMs * 2),
+      appendWindow: Number(process.env.TIMESTORE_RAFT_APPEND_WINDOW ?? 2) || 2,
       logger: this.log,
     });
   }

@@ -74,6 +74,8 @@ export interface TransportOptions {
   /** Request timeout for Raft RPCs, ms. */
   rpcTimeoutMs?: number;
   snapshotChunkBytes?: number;
+  /** Append requests in flight per peer (pipelined on one connection). Default 2. */
+  appendWindow?: number;
   logger?: Logger;
 }
 
@@ -134,14 +136,15 @@ class Peer {
   snapshotInFlight = false;
   /** Appends waiting while one is in flight; merged into one request when it returns. */
   appendQueue: AppendMsg[] = [];
-  appendBusy = false;
+  appendInFlight = 0;
   constructor(
     readonly id: NodeId,
     readonly url: string,
     timeoutMs: number,
+    appendWindow: number,
   ) {
     const common = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connectTimeout: Math.max(500, timeoutMs) };
-    this.append = new Client(url, { ...common, pipelining: 16, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    this.append = new Client(url, { ...common, pipelining: appendWindow, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     this.pool = new Pool(url, { ...common, connections: 64, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
   }
   close(): void {
@@ -157,9 +160,11 @@ export class RaftTransport {
   private closed = false;
   /** Append requests actually sent (after merging). */
   merged = 0;
+  private readonly appendWindow: number;
 
   constructor(private readonly opts: TransportOptions) {
     this.timeoutMs = opts.rpcTimeoutMs ?? 5_000;
+    this.appendWindow = Math.max(1, opts.appendWindow ?? 2);
     this.log = opts.logger ?? silentLogger;
   }
 
@@ -172,7 +177,7 @@ export class RaftTransport {
       p = undefined;
     }
     if (!p) {
-      p = new Peer(id, url, this.timeoutMs);
+      p = new Peer(id, url, this.timeoutMs, this.appendWindow);
       this.peers.set(id, p);
     }
     return p;
@@ -216,7 +221,7 @@ export class RaftTransport {
         // One append request in flight per peer; what the core produces meanwhile is merged
         // into the next request (group commit on the followers: one fsync per request).
         p.appendQueue.push(m);
-        if (!p.appendBusy) void this.pumpAppends(p);
+        this.pumpAppends(p);
         continue;
       }
       void this.sendOne(p, m);
@@ -255,28 +260,31 @@ export class RaftTransport {
     }
   }
 
-  private async pumpAppends(p: Peer): Promise<void> {
-    p.appendBusy = true;
-    try {
-      while (p.appendQueue.length > 0 && !this.closed) {
-        const batch = mergeAppends(p.appendQueue.splice(0));
-        this.merged += batch.length;
-        for (const m of batch) {
-          if (p.downUntil > Date.now() && m.entries.length > 0) {
-            // In backoff: the core probes again after reportUnreachable.
-            this.opts.reportUnreachable(p.id);
-            continue;
-          }
-          await this.sendOne(p, m);
-          if (p.backoffMs > 0 && p.downUntil > Date.now()) {
-            // The peer just failed: what is queued is stale by the time it is back.
-            p.appendQueue = p.appendQueue.filter((q) => q.entries.length === 0).slice(-1);
-            break;
-          }
-        }
+  /**
+   * Send queued appends, at most `appendWindow` requests in flight per peer, pipelined in order on
+   * one connection (HTTP/1.1 pipelining keeps them ordered; the follower steps them in order).
+   * Everything queued when a slot frees up is merged into one request.
+   */
+  private pumpAppends(p: Peer): void {
+    while (p.appendInFlight < this.appendWindow && p.appendQueue.length > 0 && !this.closed) {
+      const batch = mergeAppends(p.appendQueue.splice(0));
+      const m = batch.shift()!;
+      p.appendQueue.unshift(...batch);
+      if (p.downUntil > Date.now() && m.entries.length > 0) {
+        // In backoff: the core probes again after reportUnreachable.
+        this.opts.reportUnreachable(p.id);
+        continue;
       }
-    } finally {
-      p.appendBusy = false;
+      p.appendInFlight++;
+      this.merged++;
+      void this.sendOne(p, m).finally(() => {
+        p.appendInFlight--;
+        if (p.backoffMs > 0 && p.downUntil > Date.now()) {
+          // The peer just failed: what is queued is stale by the time it is back.
+          p.appendQueue = p.appendQueue.filter((q) => q.entries.length === 0).slice(-1);
+        }
+        this.pumpAppends(p);
+      });
     }
   }
 
@@ -285,6 +293,8 @@ export class RaftTransport {
     const res = await client.request({
       method: 'POST',
       path,
+      // Appends may be pipelined: re-sending one is harmless in Raft (undici pipelines only idempotent requests).
+      idempotent: via === 'append',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
       headersTimeout: timeoutMs,
