@@ -9,11 +9,27 @@ import type { NodeId, PeerProgress } from './types.js';
 export class Inflights {
   private readonly items: Array<{ index: number; bytes: number }> = [];
   private bytes = 0;
+  /**
+   * The usable window, at most maxCount: halved whenever the follower has to be rewound (appends
+   * lost or reordered), grown by one per acknowledged append. On a link that reorders, resending a
+   * full window per round trip would mostly be wasted.
+   */
+  private limit: number;
 
   constructor(
     readonly maxCount: number,
     readonly maxBytes: number,
-  ) {}
+  ) {
+    this.limit = maxCount;
+  }
+
+  shrink(): void {
+    this.limit = Math.max(1, Math.floor(this.limit / 2));
+  }
+
+  grow(): void {
+    if (this.limit < this.maxCount) this.limit++;
+  }
 
   add(index: number, bytes: number): void {
     this.items.push({ index, bytes });
@@ -36,7 +52,7 @@ export class Inflights {
   }
 
   full(): boolean {
-    return this.items.length >= this.maxCount || (this.maxBytes > 0 && this.bytes >= this.maxBytes);
+    return this.items.length >= this.limit || (this.maxBytes > 0 && this.bytes >= this.maxBytes);
   }
 
   count(): number {

@@ -840,6 +840,7 @@ export class RaftNode implements RaftNodeApi {
         // rejected. Rewind to where its log ends, at most once per round trip.
         pr.next = Math.max(Math.min(m.matchIndex, hint), pr.match + 1);
         pr.inflights.reset();
+        pr.inflights.shrink();
         pr.floorRound = this.newRound();
         if (this.maybeSendAppend(m.from, true)) while (this.maybeSendAppend(m.from, false));
         return;
@@ -855,7 +856,10 @@ export class RaftNode implements RaftNodeApi {
       else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
         pr.becomeProbe();
         pr.becomeReplicate();
-      } else if (pr.state === 'replicate') pr.inflights.freeLE(m.matchIndex);
+      } else if (pr.state === 'replicate') {
+        pr.inflights.freeLE(m.matchIndex);
+        pr.inflights.grow();
+      }
 
       if (this.maybeCommit()) {
         if (this.role !== 'Leader') return;
