@@ -187,10 +187,10 @@ export class RaftLog {
     return this.committed >= lo;
   }
 
-  nextEnts(): Entry[] {
+  nextEnts(maxBytes?: number): Entry[] {
     const lo = Math.max(this.applied + 1, this.firstIndex());
     if (this.committed < lo) return [];
-    return this.entries(lo, this.committed + 1) ?? [];
+    return this.entries(lo, this.committed + 1, maxBytes) ?? [];
   }
 
   restore(s: SnapshotMeta): void {

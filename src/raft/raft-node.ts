@@ -278,7 +278,7 @@ export class RaftNode implements RaftNodeApi {
       entries: u.entries.slice(),
       snapshot: u.snapshot,
       messages: this.msgs,
-      committedEntries: this.log.nextEnts(),
+      committedEntries: this.log.nextEnts(this.cfg.maxCommittedSizePerReady),
       readStates: this.readStates,
     };
     this.msgs = [];

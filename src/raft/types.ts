@@ -87,7 +87,10 @@ export type Message =
       prevLogTerm: number;
       entries: Entry[];
       leaderCommit: number;
-      /** ReadIndex round this heartbeat confirms leadership for (echoed back), 0 if none. */
+      /**
+       * The leader's latest heartbeat round, echoed back in the answer: it confirms ReadIndex
+       * requests registered before the round and dates the leader lease. 0 before the first round.
+       */
       readCtx: number;
     }
   | {
@@ -96,7 +99,7 @@ export type Message =
       to: NodeId;
       term: number;
       success: boolean;
-      /** On success: the follower's last index matching the leader's log. */
+      /** On success: the follower's last index matching the leader's log. On failure: the rejected prevLogIndex. */
       matchIndex: number;
       /** On failure: hints for fast backtracking (Raft thesis §5.3 optimisation). */
       conflictIndex: number;
@@ -158,6 +161,8 @@ export interface RaftConfig {
   maxInflightBytes: number;
   /** The applied index the application restarted from (entries after it are re-delivered as committed). */
   applied: number;
+  /** Max bytes of entry data in one Ready's committedEntries (0 or absent = unlimited; at least one entry). */
+  maxCommittedSizePerReady?: number;
   /** Test-only: plant known bugs so the simulator can prove its checks bite. Never set in production. */
   bugs?: RaftBugs;
 }

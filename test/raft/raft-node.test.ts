@@ -296,3 +296,18 @@ test('a leader with a pending transfer hands over when the target catches up', (
   assert.equal(c.leader()?.id, 'c');
   assert.deepEqual(c.data('c'), ['v0', 'v1', 'v2', 'v3', 'v4']);
 });
+
+test('maxCommittedSizePerReady splits a long backlog of committed entries across Readies', () => {
+  const c = new TestCluster(['a'], { maxCommittedSizePerReady: 10 });
+  const a = c.elect('a');
+  for (let i = 0; i < 6; i++) a.raft.propose('01234');
+  const sizes: number[] = [];
+  while (a.raft.hasReady()) {
+    const rd = a.raft.ready();
+    a.storage.append(rd.entries);
+    if (rd.hardState) a.storage.setHardState(rd.hardState);
+    if (rd.committedEntries.length > 0) sizes.push(rd.committedEntries.length);
+    a.raft.advance(rd);
+  }
+  assert.deepEqual(sizes, [2, 2, 2]);
+});
