@@ -99,9 +99,17 @@ export class RaftNode implements RaftNodeApi {
     const storage = config.storage;
     const { hardState, membership } = storage.initialState();
     this.log = new RaftLog(storage, hardState.commit, config.applied);
-    this.baseMembership = cloneMembership(membership);
-    this.membership = cloneMembership(membership);
+    // The base is the membership at the snapshot index, not initialState()'s (which a storage may
+    // compute at its last index): folding the log over a base that already holds an uncommitted
+    // change would keep that change after a truncation removes its entry.
+    this.baseMembership = cloneMembership(storage.snapshotMeta().membership);
+    this.membership = cloneMembership(this.baseMembership);
     this.rebuildConfLogFromStorage();
+    if (this.confLog.length === 0 && isEmptyMembership(this.baseMembership)) {
+      // A storage that keeps its membership neither in a snapshot nor in the log.
+      this.baseMembership = cloneMembership(membership);
+      this.membership = cloneMembership(membership);
+    }
     this.term = hardState.term;
     this.vote = hardState.vote;
     this.becomeFollower(this.term, null);
@@ -1062,6 +1070,10 @@ export class RaftNode implements RaftNodeApi {
   private send(m: Message): void {
     this.msgs.push(m);
   }
+}
+
+function isEmptyMembership(m: Membership): boolean {
+  return m.voters.length === 0 && m.learners.length === 0;
 }
 
 function sameSoft(a: SoftState, b: SoftState): boolean {

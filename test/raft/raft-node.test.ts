@@ -311,3 +311,33 @@ test('maxCommittedSizePerReady splits a long backlog of committed entries across
   }
   assert.deepEqual(sizes, [2, 2, 2]);
 });
+
+test('after a restart, truncating an uncommitted config entry undoes it (base is the snapshot membership)', () => {
+  const storage = new MemoryStorage(['a', 'b', 'c']);
+  storage.append([
+    { index: 1, term: 1, kind: 'noop', data: '' },
+    { index: 2, term: 1, kind: 'config', data: JSON.stringify({ type: 'addVoter', nodeId: 'd' }) },
+  ]);
+  storage.setHardState({ term: 1, vote: null, commit: 1 });
+  // A storage (like raft.db) whose initialState() reports the membership at its last index.
+  const latest = Object.assign(Object.create(storage) as MemoryStorage, {
+    initialState: () => ({
+      hardState: storage.initialState().hardState,
+      membership: { voters: ['a', 'b', 'c', 'd'], learners: [] },
+    }),
+  });
+  const b = new RaftNode(baseConfig('b', latest));
+  assert.deepEqual(b.status().membership.voters, ['a', 'b', 'c', 'd']);
+  b.step({
+    type: 'append',
+    from: 'c',
+    to: 'b',
+    term: 2,
+    prevLogIndex: 1,
+    prevLogTerm: 1,
+    entries: [{ index: 2, term: 2, kind: 'noop', data: '' }],
+    leaderCommit: 1,
+    readCtx: 0,
+  });
+  assert.deepEqual(b.status().membership.voters, ['a', 'b', 'c']);
+});
