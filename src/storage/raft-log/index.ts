@@ -268,7 +268,23 @@ export class RaftLogStore implements Storage {
   persist(batch: PersistBatch): void {
     const { snapshot, entries, hardState } = batch;
     if (!snapshot && (!entries || entries.length === 0) && !hardState) return;
-    // Work out in-memory changes first, commit, then publish them.
+    // Only the commit index changed (a follower learning it, a leader advancing it): that needs no
+    // fsync (etcd's MustSync rule). After a crash the commit index may come back lower; it is
+    // learned again from the leader, and the core clamps the applied index to it (re-applying is
+    // harmless: applyBatch skips indexes at or below data.db's applied index). The next durable
+    // transaction's fsync covers this write as well.
+    const commitOnly =
+      !snapshot && (!entries || entries.length === 0) && hardState !== null && hardState !== undefined &&
+      hardState.term === this.hard.term && hardState.vote === this.hard.vote;
+    if (commitOnly) this.db.pragma('synchronous = OFF');
+    try {
+      this.persistTx(snapshot, entries, hardState);
+    } finally {
+      if (commitOnly) this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  private persistTx(snapshot: SnapshotMeta | null | undefined, entries: Entry[] | undefined, hardState: HardState | null | undefined): void {
     this.db.transaction(() => {
       if (snapshot && snapshot.index > this.snap.index) {
         let keepLog = false;
