@@ -424,8 +424,12 @@ export class RaftDriver implements RaftRpcHandler {
     this.schedule();
   }
 
+  /** The leader's commit index as last heard in an append (for readiness). */
+  leaderCommitSeen = 0;
+
   handleRequest(m: Message): Promise<Message | null> {
     if (this.stopped) return Promise.resolve(null);
+    if (m.type === 'append') this.leaderCommitSeen = Math.max(this.leaderCommitSeen, m.leaderCommit);
     this.node.step(m);
     const key = `${m.from}|${m.type === 'vote' ? 'voteResponse' : 'appendResponse'}`;
     return new Promise((resolve) => {
@@ -484,7 +488,7 @@ export class RaftDriver implements RaftRpcHandler {
   }
 
   /** Loop counters (GET /raft/status?stats=1 and TIMESTORE_RAFT_STATS=1 logs). */
-  readonly stats = { readies: 0, persisted: 0, appendsOut: 0, entriesOut: 0, heartbeatsOut: 0, responses: 0, applied: 0, loopMs: 0 };
+  readonly stats = { readies: 0, persisted: 0, appendsOut: 0, entriesOut: 0, heartbeatsOut: 0, responses: 0, applied: 0, loopMs: 0, persistMs: 0, applyMs: 0 };
 
   private handleReady(rd: Ready): void {
     const t0 = performance.now();
@@ -520,10 +524,15 @@ export class RaftDriver implements RaftRpcHandler {
 
     // 1. A snapshot received from the leader goes into data.db first (atomic restore), with a
     //    marker so that a crash between the restore and the raft.db write is finished on restart.
-    if (rd.snapshot) this.installSnapshotData(rd.snapshot);
+    if (rd.snapshot) {
+      this.drainApply();
+      this.installSnapshotData(rd.snapshot);
+    }
 
     // 2. Durable state: one transaction, one fsync.
+    const tp = performance.now();
     this.raftLog.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+    this.stats.persistMs += performance.now() - tp;
     if (rd.snapshot) {
       rmSync(join(this.opts.dataDir, 'pending-snapshot.json'), { force: true });
       this.applied = Math.max(this.applied, this.data.appliedIndex());
@@ -550,7 +559,16 @@ export class RaftDriver implements RaftRpcHandler {
     }
 
     // 4. Apply.
-    if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
+    // Applied in the next loop turn, after the answers above are on the wire: data.db's own commit
+    // (and fsync) stays off the replication round trip. this.applied (what reads and writes wait
+    // for) advances only once data.db has the entries.
+    if (rd.committedEntries.length > 0) {
+      for (const e of rd.committedEntries) this.applyQueue.push(e);
+      if (!this.applyScheduled) {
+        this.applyScheduled = true;
+        setImmediate(() => this.drainApply());
+      }
+    }
 
     // 5. Reads.
     for (const rs of rd.readStates) {
@@ -561,6 +579,25 @@ export class RaftDriver implements RaftRpcHandler {
     }
 
     if (changed || rd.committedEntries.length > 0) this.notify();
+  }
+
+  private applyQueue: Entry[] = [];
+  private applyScheduled = false;
+
+  private drainApply(): void {
+    this.applyScheduled = false;
+    if (this.stopped || this.applyQueue.length === 0) return;
+    const entries = this.applyQueue;
+    this.applyQueue = [];
+    const ta = performance.now();
+    try {
+      this.apply(entries);
+    } catch (err) {
+      this.fail(err as Error);
+    } finally {
+      this.stats.applyMs += performance.now() - ta;
+    }
+    this.notify();
   }
 
   private apply(entries: Entry[]): void {

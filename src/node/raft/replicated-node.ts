@@ -4,7 +4,8 @@
 // `routers`, listens, then calls start(); on SIGTERM it calls shutdown() before closing.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Router } from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { probesRouter, type NodePhase } from '../../observability/probes.js';
 import { RaftNode } from '../../raft/raft-node.js';
 import type { RaftConfig, RaftNodeApi } from '../../raft/types.js';
 import type { DataStore } from '../../storage/data-store.js';
@@ -94,15 +95,33 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     driver.stop();
     if (closed) return;
     closed = true;
+    phase = 'stopping';
+    probes.stop();
     raftLog.close();
   };
   const service = new ReplicatedService(driver, {
     requestTimeoutMs: deps.requestTimeoutMs ?? envInt('TIMESTORE_REQUEST_TIMEOUT_MS') ?? Math.max(5_000, config.electionTimeoutMs * 10),
     onClose: closeRaft,
   });
+  // Readiness (GET /readyz, /readyz/leader): member, leader known, caught up. /livez stays the API's.
+  let phase: NodePhase = 'starting';
+  const probes = probesRouter(
+    () => {
+      const st = driver.status();
+      return {
+        phase: driver.isStopped && phase !== 'stopping' ? 'stopping' : phase,
+        raft: { ...st, appliedIndex: driver.appliedIndex() },
+        leaderCommitIndex: st.role === 'Leader' ? st.commitIndex : Math.max(st.commitIndex, driver.leaderCommitSeen),
+        fatalError: driver.fatal ? driver.fatal.message : null,
+      };
+    },
+    { info: { nodeId: config.id } },
+  );
+  const readyz = (req: Request, res: Response, next: NextFunction) => (req.path.startsWith('/readyz') ? probes(req, res, next) : next());
   const routers = [
     raftRouter(driver, { maxBodyBytes: Math.max(64 * 1024 * 1024, config.maxBodyBytes * 4), logger: log }),
     clusterRouter({ driver, service, logger: log }),
+    readyz as unknown as Router,
   ];
 
   driver.onFatal = (err) => {
@@ -137,6 +156,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     routers,
     start() {
       driver.start();
+      phase = 'running';
       if (config.join && raftLog.lastIndex() === 0) {
         joinAbort = new AbortController();
         void joinLoop(config.join, joinAbort.signal);
@@ -144,6 +164,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     },
     async prepareShutdown(opts = {}) {
       joinAbort?.abort();
+      phase = 'stopping';
       if (!driver.isStopped && driver.role === 'Leader' && driver.status().membership.voters.length > 1) {
         const t = driver.transferLeadership();
         if (t.ok) {
