@@ -7,7 +7,7 @@ import { runSim } from './sim.js';
 import { seedNodes } from './sim-config.js';
 
 export const CI_SEEDS = 2000;
-export const CI_FAULT_TICKS = 300;
+export const CI_FAULT_TICKS = 500;
 const CHUNK = 500;
 
 for (let start = 1; start <= CI_SEEDS; start += CHUNK) {
