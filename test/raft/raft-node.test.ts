@@ -341,3 +341,20 @@ test('after a restart, truncating an uncommitted config entry undoes it (base is
   });
   assert.deepEqual(b.status().membership.voters, ['a', 'b', 'c']);
 });
+
+test('reordered appends cost a bounded number of resends, and the window shrinks on each rewind', () => {
+  const c = new TestCluster(['a', 'b'], { maxSizePerMsg: 1, maxInflightMsgs: 16 });
+  const a = c.elect('a');
+  for (let i = 0; i < 64; i++) a.raft.propose(`v${i}`);
+  let delivered = 0;
+  for (let round = 0; round < 200 && c.data('b').length < 64; round++) {
+    c.drain();
+    const q = c.queue.reverse(); // the worst reordering: every batch arrives back to front
+    c.queue = [];
+    delivered += q.length;
+    for (const m of q) c.deliver(m);
+    if (round % 3 === 0) a.raft.tick();
+  }
+  assert.equal(c.data('b').length, 64);
+  assert.ok(delivered < 64 * 16, `delivered ${delivered} messages`);
+});
