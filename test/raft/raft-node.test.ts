@@ -358,3 +358,18 @@ test('reordered appends cost a bounded number of resends, and the window shrinks
   assert.equal(c.data('b').length, 64);
   assert.ok(delivered < 64 * 16, `delivered ${delivered} messages`);
 });
+
+test('PreVote: a node partitioned away does not disrupt the leader when it comes back', () => {
+  const c = new TestCluster(['a', 'b', 'c'], { preVote: true, checkQuorum: true });
+  c.tick(30);
+  const l = c.leader()!;
+  const term = l.raft.status().term;
+  const other = ['a', 'b', 'c'].find((id) => id !== l.id)!;
+  c.isolate(other);
+  c.tick(100);
+  assert.equal(c.node(other).raft.status().term, term, 'pre-elections failed without bumping the term');
+  c.heal();
+  c.tick(20);
+  assert.equal(c.leader()?.id, l.id);
+  assert.equal(l.raft.status().term, term);
+});
