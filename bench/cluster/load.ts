@@ -28,8 +28,15 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[i]!;
 }
 
-export async function runLoad(target: Target, clients: number, durationMs: number, warmupMs = 500): Promise<LoadResult> {
-  const pools = target.urls.map((u) => new Pool(u, { connections: clients, pipelining: 1, keepAliveTimeout: 30_000 }));
+export async function runLoad(
+  target: Target,
+  clients: number,
+  durationMs: number,
+  warmupMs = 500,
+): Promise<LoadResult> {
+  const pools = target.urls.map(
+    (u) => new Pool(u, { connections: clients, pipelining: 1, keepAliveTimeout: 30_000 }),
+  );
   let seq = 0;
   const lat: number[] = [];
   let ok = 0;
@@ -90,7 +97,12 @@ export function timestoreTarget(urls: string[]): Target {
   return {
     urls,
     path: '/api/timeseries',
-    body: (i) => JSON.stringify({ deviceId: `dev-${i % 64}`, timestamp: new Date(1_700_000_000_000 + i).toISOString(), value: i }),
+    body: (i) =>
+      JSON.stringify({
+        deviceId: `dev-${i % 64}`,
+        timestamp: new Date(1_700_000_000_000 + i).toISOString(),
+        value: i,
+      }),
   };
 }
 

@@ -27,7 +27,12 @@ export const clusterCommand: Subcommand = {
     const cl = launchCluster(c);
     process.stdout.write(
       `timestore cluster: ${c.nodes} node${c.nodes === 1 ? '' : 's'}\n` +
-        cl.nodes.map((n) => `  ${n.id}  ${n.url}   (status: ${n.url}/raft/status, API: ${n.url}/api/timeseries, docs: ${n.url}/swagger)\n`).join('') +
+        cl.nodes
+          .map(
+            (n) =>
+              `  ${n.id}  ${n.url}   (status: ${n.url}/raft/status, API: ${n.url}/api/timeseries, docs: ${n.url}/swagger)\n`,
+          )
+          .join('') +
         'Press Ctrl-C to stop.\n',
     );
     let exitCode = 0;
@@ -39,7 +44,8 @@ export const clusterCommand: Subcommand = {
     process.on('SIGTERM', onSignal);
     process.on('exit', () => {
       // Never leave nodes behind.
-      for (const n of cl.nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
+      for (const n of cl.nodes)
+        if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
     });
     // A node that dies on its own is reported; the others keep serving until a signal.
     cl.nodes.forEach((n) =>

@@ -4,7 +4,17 @@
 // thresholds are asserted.
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { freePorts, tempDir, spawnProcess, waitForHttp, eventually, get, post, repoRoot, type TestProcess } from '../helpers/index.js';
+import {
+  freePorts,
+  tempDir,
+  spawnProcess,
+  waitForHttp,
+  eventually,
+  get,
+  post,
+  repoRoot,
+  type TestProcess,
+} from '../helpers/index.js';
 
 /** The entry point the processes run: the real CLI (TIMESTORE_CLUSTER_ENTRY=fixture: the test entry). */
 function entryArgs(): string[] {
@@ -44,17 +54,27 @@ export class ClusterNode {
     const args = [
       ...entryArgs(),
       'node',
-      '--id', this.id,
-      '--listen', `127.0.0.1:${this.port}`,
-      '--data-dir', this.dataDir,
-      '--election-timeout-ms', String(c.electionTimeoutMs),
-      '--heartbeat-ms', String(c.heartbeatMs),
-      '--log-level', process.env.TIMESTORE_TEST_LOG_LEVEL ?? 'info',
+      '--id',
+      this.id,
+      '--listen',
+      `127.0.0.1:${this.port}`,
+      '--data-dir',
+      this.dataDir,
+      '--election-timeout-ms',
+      String(c.electionTimeoutMs),
+      '--heartbeat-ms',
+      String(c.heartbeatMs),
+      '--log-level',
+      process.env.TIMESTORE_TEST_LOG_LEVEL ?? 'info',
       ...this.extraArgs,
     ];
     this.proc = spawnProcess({ args, env: c.env, name: this.id, cwd: repoRoot });
     this.stopped = false;
-    await waitForHttp(`${this.url}/raft/status`, { process: this.proc, timeoutMs: 90_000, ready: (s) => s === 200 });
+    await waitForHttp(`${this.url}/raft/status`, {
+      process: this.proc,
+      timeoutMs: 90_000,
+      ready: (s) => s === 200,
+    });
   }
 
   async kill(): Promise<void> {
@@ -121,7 +141,12 @@ export class Cluster {
     const ports = await freePorts(n);
     const peers = ports.map((p, i) => `n${i + 1}=http://127.0.0.1:${p}`).join(',');
     for (let i = 0; i < n; i++) {
-      c.nodes.push(new ClusterNode(c, `n${i + 1}`, ports[i]!, join(tempDir(`ts-cluster-n${i + 1}-`), 'data'), ['--peers', peers]));
+      c.nodes.push(
+        new ClusterNode(c, `n${i + 1}`, ports[i]!, join(tempDir(`ts-cluster-n${i + 1}-`), 'data'), [
+          '--peers',
+          peers,
+        ]),
+      );
     }
     await Promise.all(c.nodes.map((node) => node.start()));
     await c.leader();
@@ -211,7 +236,12 @@ export async function writeOne(node: ClusterNode, timeoutMs = 30_000): Promise<W
     const ok = r.status >= 200 && r.status < 300;
     return { id: ok ? (r.json as { id: string }).id : null, ok, status: r.status, node: node.id };
   } catch (err) {
-    return { id: null, ok: false, status: String((err as Error).cause ?? (err as Error).message), node: node.id };
+    return {
+      id: null,
+      ok: false,
+      status: String((err as Error).cause ?? (err as Error).message),
+      node: node.id,
+    };
   }
 }
 
@@ -257,7 +287,12 @@ export class WriteLoad {
   /** Wait until at least n more writes were acknowledged. */
   async waitAcked(n: number, timeoutMs = 90_000): Promise<void> {
     const target = this.acked().length + n;
-    await eventually(async () => this.acked().length >= target, `${n} more acknowledged writes`, timeoutMs, 50);
+    await eventually(
+      async () => this.acked().length >= target,
+      `${n} more acknowledged writes`,
+      timeoutMs,
+      50,
+    );
   }
 
   async stop(): Promise<void> {
@@ -272,7 +307,9 @@ export async function missingOn(node: ClusterNode, ids: string[]): Promise<strin
   const batch = 32;
   for (let i = 0; i < ids.length; i += batch) {
     const part = ids.slice(i, i + batch);
-    const rs = await Promise.all(part.map((id) => get(`${node.url}/api/timeseries/${id}?consistency=none`, { timeoutMs: 30_000 })));
+    const rs = await Promise.all(
+      part.map((id) => get(`${node.url}/api/timeseries/${id}?consistency=none`, { timeoutMs: 30_000 })),
+    );
     rs.forEach((r, j) => {
       if (r.status !== 200) missing.push(part[j]!);
     });

@@ -35,7 +35,11 @@ test('a 4th node joins as a learner, is promoted once caught up, serves writes, 
   const r = await post(`${follower!.url}/cluster/remove`, { id: 'n4' }, { timeoutMs: 30_000 });
   assert.equal(r.status, 200, r.text);
   const l2 = await c.leader(c.nodes.filter((n) => n !== n4));
-  await eventually(async () => !(await l2.status()).members.some((m) => m.id === 'n4'), 'n4 to be removed', 60_000);
+  await eventually(
+    async () => !(await l2.status()).members.some((m) => m.id === 'n4'),
+    'n4 to be removed',
+    60_000,
+  );
   await n4.stop();
   await load.waitAcked(20); // the 3 remaining voters still commit
   await load.stop();
@@ -68,7 +72,11 @@ test('POST /cluster/transfer-leadership moves leadership to the named voter', as
   const c = await Cluster.start();
   clusters.push(c);
   const [target] = await c.followers();
-  const r = await post(`${target!.url}/cluster/transfer-leadership`, { to: target!.id }, { timeoutMs: 30_000 });
+  const r = await post(
+    `${target!.url}/cluster/transfer-leadership`,
+    { to: target!.id },
+    { timeoutMs: 30_000 },
+  );
   assert.equal(r.status, 200, r.text);
   const l = await c.leader();
   assert.equal(l.id, target!.id);

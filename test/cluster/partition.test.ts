@@ -21,8 +21,12 @@ for (const which of ['leader', 'follower'] as const) {
     for (const n of others) n.pause();
     try {
       const outcomes = await Promise.all([writeOne(lone), writeOne(lone), writeOne(lone)]);
-      for (const o of outcomes) assert.equal(o.ok, false, `isolated ${lone.id} acknowledged a write: ${JSON.stringify(o)}`);
-      assert.ok(outcomes.some((o) => o.status === 503), JSON.stringify(outcomes));
+      for (const o of outcomes)
+        assert.equal(o.ok, false, `isolated ${lone.id} acknowledged a write: ${JSON.stringify(o)}`);
+      assert.ok(
+        outcomes.some((o) => o.status === 503),
+        JSON.stringify(outcomes),
+      );
       const r = await get(`${lone.url}/api/timeseries/${before.id}`, { timeoutMs: 60_000 });
       assert.equal(r.status, 503, r.text);
       // Stale local reads are still possible when asked for by name.

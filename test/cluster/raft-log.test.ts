@@ -64,7 +64,14 @@ test('bootstrap writes the founding voters as config entries; membership derives
   ]);
   assert.throws(() => s.bootstrap([{ id: 'n1', url: 'x' }]));
   s.persist({
-    entries: [{ index: 3, term: 2, kind: 'config', data: JSON.stringify({ type: 'addLearner', nodeId: 'n3', context: 'http://c' }) }],
+    entries: [
+      {
+        index: 3,
+        term: 2,
+        kind: 'config',
+        data: JSON.stringify({ type: 'addLearner', nodeId: 'n3', context: 'http://c' }),
+      },
+    ],
   });
   s.close();
   s = openRaftLog(path);
@@ -105,7 +112,10 @@ test('installing a snapshot from the leader drops a conflicting log', () => {
   let s = openRaftLog(path);
   s.persist({ entries: [e(1, 1), e(2, 1), e(3, 1)] });
   const membership = { voters: ['n1', 'n2', 'n3'], learners: [] };
-  s.persist({ snapshot: { index: 500, term: 7, membership, contexts: { n1: 'u1' } }, hardState: { term: 7, vote: null, commit: 500 } });
+  s.persist({
+    snapshot: { index: 500, term: 7, membership, contexts: { n1: 'u1' } },
+    hardState: { term: 7, vote: null, commit: 500 },
+  });
   assert.equal(s.firstIndex(), 501);
   assert.equal(s.lastIndex(), 500);
   assert.equal(s.term(500), 7);

@@ -33,7 +33,11 @@ test('a write through a follower is acknowledged and readable on every node', as
   assert.equal(st.members.length, 3);
   for (const m of st.members) assert.equal(typeof m.matchIndex, 'number', JSON.stringify(st));
   // A malformed Raft message is a 4xx problem, not a crash.
-  const bad = await fetch(`${f1!.url}/raft/append`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"term":-1}' });
+  const bad = await fetch(`${f1!.url}/raft/append`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"term":-1}',
+  });
   assert.equal(bad.status, 400);
   assert.match(bad.headers.get('content-type') ?? '', /problem\+json/);
   assert.ok(f1!.running);
@@ -63,7 +67,9 @@ test('SIGKILL of the leader under load: a new leader serves writes; every acknow
 });
 
 test('a node whose data directory was wiped catches up through a snapshot', async () => {
-  const c = await Cluster.start({ env: { TIMESTORE_SNAPSHOT_ENTRIES: '200', TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: '20' } });
+  const c = await Cluster.start({
+    env: { TIMESTORE_SNAPSHOT_ENTRIES: '200', TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: '20' },
+  });
   clusters.push(c);
   const load = new WriteLoad(() => c.live(), 4, 0);
   await load.waitAcked(150);

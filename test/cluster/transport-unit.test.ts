@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import type { Entry, Message } from '../../src/raft/types.js';
 import { mergeAppends } from '../../src/node/raft/transport.js';
 import { SnapshotReceiver } from '../../src/node/raft/snapshot-receiver.js';
-import { appendFromWire, appendRequestSchema, appendToWire, voteRequestSchema, WireError } from '../../src/node/raft/wire.js';
+import {
+  appendFromWire,
+  appendRequestSchema,
+  appendToWire,
+  voteRequestSchema,
+  WireError,
+} from '../../src/node/raft/wire.js';
 
 type Append = Extract<Message, { type: 'append' }>;
 const ent = (index: number, term = 2): Entry => ({ index, term, kind: 'normal', data: `{"i":${index}}` });
@@ -52,21 +58,42 @@ test('a heartbeat followed by an append becomes the append; a rewind or a new te
 
 test('wire format keeps the original field names and rejects inconsistent entries', () => {
   const w = appendToWire(app(3, 2, 4));
-  assert.deepEqual(Object.keys(w).slice(0, 6), ['term', 'leaderId', 'prevLogIndex', 'prevLogTerm', 'entries', 'leaderCommit']);
+  assert.deepEqual(Object.keys(w).slice(0, 6), [
+    'term',
+    'leaderId',
+    'prevLogIndex',
+    'prevLogTerm',
+    'entries',
+    'leaderCommit',
+  ]);
   assert.deepEqual(Object.keys(w.entries[0]!).slice(0, 2), ['term', 'command']);
   const back = appendFromWire(appendRequestSchema.parse(JSON.parse(JSON.stringify(w))), 'n2');
   assert.deepEqual(back.entries, app(3, 2, 4).entries);
   // The original minimal shape is accepted (kind defaults to normal, index from position).
   const minimal = appendFromWire(
-    appendRequestSchema.parse({ term: 1, leaderId: 'a', prevLogIndex: 0, prevLogTerm: 0, entries: [{ term: 1, command: '{}' }], leaderCommit: 0 }),
+    appendRequestSchema.parse({
+      term: 1,
+      leaderId: 'a',
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [{ term: 1, command: '{}' }],
+      leaderCommit: 0,
+    }),
     'b',
   );
   assert.equal(minimal.entries[0]!.index, 1);
   assert.throws(
-    () => appendFromWire(appendRequestSchema.parse({ ...w, entries: [{ term: 2, command: 'x', index: 99 }] }), 'n2'),
+    () =>
+      appendFromWire(
+        appendRequestSchema.parse({ ...w, entries: [{ term: 2, command: 'x', index: 99 }] }),
+        'n2',
+      ),
     WireError,
   );
-  assert.equal(voteRequestSchema.safeParse({ term: 1, candidateId: 'a', lastLogIndex: -1, lastLogTerm: 0 }).success, false);
+  assert.equal(
+    voteRequestSchema.safeParse({ term: 1, candidateId: 'a', lastLogIndex: -1, lastLogTerm: 0 }).success,
+    false,
+  );
 });
 
 test('snapshot reception resumes at the received offset and verifies checksums', async () => {

@@ -9,11 +9,31 @@ import { ConfigError, describeFlagIssues, parseFlags, type FlagSpec } from '../c
 
 export const clusterFlagSpecs: FlagSpec[] = [
   { name: 'nodes', valueName: 'n', description: 'Number of nodes (voters)', default: '3' },
-  { name: 'base-port', valueName: 'port', description: 'Port of the first node; the others follow', default: '5001' },
+  {
+    name: 'base-port',
+    valueName: 'port',
+    description: 'Port of the first node; the others follow',
+    default: '5001',
+  },
   { name: 'host', valueName: 'host', description: 'Address the nodes listen on', default: '127.0.0.1' },
-  { name: 'data-dir', valueName: 'path', description: 'Parent directory; node i keeps its data in <path>/n<i>', default: './data' },
-  { name: 'election-timeout-ms', valueName: 'ms', description: 'Raft election timeout of every node', default: '1000' },
-  { name: 'heartbeat-ms', valueName: 'ms', description: 'Raft heartbeat interval of every node', default: '100' },
+  {
+    name: 'data-dir',
+    valueName: 'path',
+    description: 'Parent directory; node i keeps its data in <path>/n<i>',
+    default: './data',
+  },
+  {
+    name: 'election-timeout-ms',
+    valueName: 'ms',
+    description: 'Raft election timeout of every node',
+    default: '1000',
+  },
+  {
+    name: 'heartbeat-ms',
+    valueName: 'ms',
+    description: 'Raft heartbeat interval of every node',
+    default: '100',
+  },
   { name: 'log-level', valueName: 'level', description: 'Log level of the nodes', default: 'info' },
 ];
 
@@ -22,7 +42,13 @@ const int = (min: number, max: number) =>
     .string()
     .regex(/^\d+$/, { error: `expected a whole number between ${min} and ${max}` })
     .transform(Number)
-    .pipe(z.number().int().min(min, { error: `expected at least ${min}` }).max(max, { error: `expected at most ${max}` }));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { error: `expected at least ${min}` })
+        .max(max, { error: `expected at most ${max}` }),
+    );
 
 const schema = z.object({
   nodes: int(1, 99),
@@ -36,7 +62,10 @@ const schema = z.object({
 
 export type ClusterConfig = z.infer<typeof schema>;
 
-export function parseClusterArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ClusterConfig | { help: true } {
+export function parseClusterArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ClusterConfig | { help: true } {
   // Only the cluster's own flags: TIMESTORE_* of `timestore node` (e.g. TIMESTORE_ID) must not leak in.
   const flags = parseFlags(argv, clusterFlagSpecs, env);
   if (flags.help) return { help: true };
@@ -52,7 +81,8 @@ export function parseClusterArgs(argv: string[], env: NodeJS.ProcessEnv = proces
     logLevel: v['log-level'],
   });
   if (!r.success) throw new ConfigError(describeFlagIssues(r.error, flags.sources));
-  if (r.data.basePort + r.data.nodes - 1 > 65535) throw new ConfigError('--base-port: the last node\'s port would be above 65535');
+  if (r.data.basePort + r.data.nodes - 1 > 65535)
+    throw new ConfigError("--base-port: the last node's port would be above 65535");
   return r.data;
 }
 
@@ -76,20 +106,35 @@ export function launchCluster(
   const peers = ids.map((id, i) => `${id}=${urls[i]}`).join(',');
   // Children are the launcher's own TIMESTORE_* settings minus per-node ones.
   const env = { ...process.env };
-  for (const k of ['TIMESTORE_ID', 'TIMESTORE_LISTEN', 'TIMESTORE_DATA_DIR', 'TIMESTORE_PEERS', 'TIMESTORE_JOIN', 'TIMESTORE_ADVERTISE']) delete env[k];
+  for (const k of [
+    'TIMESTORE_ID',
+    'TIMESTORE_LISTEN',
+    'TIMESTORE_DATA_DIR',
+    'TIMESTORE_PEERS',
+    'TIMESTORE_JOIN',
+    'TIMESTORE_ADVERTISE',
+  ])
+    delete env[k];
   const nodes: LaunchedNode[] = ids.map((id, i) => {
     const dataDir = resolve(join(c.dataDir, id));
     mkdirSync(dataDir, { recursive: true });
     const args = [
       ...entry,
       'node',
-      '--id', id,
-      '--listen', `${c.host}:${c.basePort + i}`,
-      '--data-dir', dataDir,
-      '--peers', peers,
-      '--election-timeout-ms', c.electionTimeoutMs,
-      '--heartbeat-ms', c.heartbeatMs,
-      '--log-level', c.logLevel,
+      '--id',
+      id,
+      '--listen',
+      `${c.host}:${c.basePort + i}`,
+      '--data-dir',
+      dataDir,
+      '--peers',
+      peers,
+      '--election-timeout-ms',
+      c.electionTimeoutMs,
+      '--heartbeat-ms',
+      c.heartbeatMs,
+      '--log-level',
+      c.logLevel,
     ];
     // Own process group: a terminal's Ctrl-C reaches the launcher only, which forwards it once.
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -117,9 +162,11 @@ export function launchCluster(
   let stopping: Promise<void> | null = null;
   const stop = (signal: NodeJS.Signals = 'SIGTERM') =>
     (stopping ??= (async () => {
-      for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill(signal);
+      for (const n of nodes)
+        if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill(signal);
       const timer = setTimeout(() => {
-        for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
+        for (const n of nodes)
+          if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
       }, 30_000);
       await exited;
       clearTimeout(timer);

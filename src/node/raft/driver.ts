@@ -8,7 +8,16 @@
 // while a Ready is being handled share the next one (group commit: one fsync for all of them).
 // Log compaction: when the log grows past a threshold, data.db is snapshotted online
 // (DataStore.snapshotTo) and raft.db is compacted up to the snapshot.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { DataStore, ApplyResult } from '../../storage/data-store.js';
 import type { RaftLogStore } from '../../storage/raft-log/index.js';
@@ -27,7 +36,13 @@ import type {
   Status,
 } from '../../raft/types.js';
 import type { Command } from '../../tsdb/model.js';
-import { fileSha256, silentLogger, type Logger, type RaftRpcHandler, type SnapshotSource } from './transport.js';
+import {
+  fileSha256,
+  silentLogger,
+  type Logger,
+  type RaftRpcHandler,
+  type SnapshotSource,
+} from './transport.js';
 import { RaftTransport } from './transport.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
 
@@ -153,7 +168,9 @@ export class RaftDriver implements RaftRpcHandler {
     this.applied = this.data.appliedIndex();
     const snapIdx = this.raftLog.snapshotMeta().index;
     if (this.applied < snapIdx) {
-      throw new Error(`data.db is at index ${this.applied}, older than raft.db's snapshot ${snapIdx}: data.db was replaced or lost`);
+      throw new Error(
+        `data.db is at index ${this.applied}, older than raft.db's snapshot ${snapIdx}: data.db was replaced or lost`,
+      );
     }
     for (const [id, url] of Object.entries(opts.addressHints ?? {})) this.addresses.set(id, url);
     this.refreshAddresses();
@@ -201,7 +218,12 @@ export class RaftDriver implements RaftRpcHandler {
       let prev = { ...this.stats };
       setInterval(() => {
         const cur = { ...this.stats };
-        const d = Object.fromEntries(Object.entries(cur).map(([k, v]) => [k, Math.round((v - (prev as Record<string, number>)[k]!) * 10) / 10]));
+        const d = Object.fromEntries(
+          Object.entries(cur).map(([k, v]) => [
+            k,
+            Math.round((v - (prev as Record<string, number>)[k]!) * 10) / 10,
+          ]),
+        );
         prev = cur;
         this.log.info({ ...d, role: this.role }, 'raft loop stats (per second)');
       }, 1000).unref();
@@ -258,7 +280,11 @@ export class RaftDriver implements RaftRpcHandler {
   }
 
   storageInfo(): { firstIndex: number; lastIndex: number; snapshotIndex: number } {
-    return { firstIndex: this.raftLog.firstIndex(), lastIndex: this.raftLog.lastIndex(), snapshotIndex: this.raftLog.snapshotMeta().index };
+    return {
+      firstIndex: this.raftLog.firstIndex(),
+      lastIndex: this.raftLog.lastIndex(),
+      snapshotIndex: this.raftLog.snapshotMeta().index,
+    };
   }
 
   /** Called on every role/leader/term change and apply. */
@@ -296,8 +322,11 @@ export class RaftDriver implements RaftRpcHandler {
     if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
     const r = this.node.propose(JSON.stringify(command));
     if (!r.ok) {
-      const leader = r.error.code === 'NotLeader' || r.error.code === 'TransferInProgress' ? r.error.leaderId : null;
-      return Promise.reject(new ProposalFailedError(describeProposalError(r.error), r.error.code !== 'Rejected', leader));
+      const leader =
+        r.error.code === 'NotLeader' || r.error.code === 'TransferInProgress' ? r.error.leaderId : null;
+      return Promise.reject(
+        new ProposalFailedError(describeProposalError(r.error), r.error.code !== 'Rejected', leader),
+      );
     }
     this.schedule();
     return this.waitProposal(r.index, r.term, timeoutMs);
@@ -307,12 +336,21 @@ export class RaftDriver implements RaftRpcHandler {
    * Resolve when the entry (index, term) is applied; reject when another entry lands at that index,
    * or after timeoutMs (a leader cut off from its quorum never commits it: the outcome is unknown).
    */
-  private waitProposal(index: number, term: number, timeoutMs: number): Promise<{ index: number; result: ApplyResult | null }> {
+  private waitProposal(
+    index: number,
+    term: number,
+    timeoutMs: number,
+  ): Promise<{ index: number; result: ApplyResult | null }> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        if (this.proposals.get(index) === w) this.proposals.delete(index);
-        reject(new ProposalFailedError(`entry ${index} not committed within ${timeoutMs} ms (no quorum?)`, true));
-      }, Math.max(1, timeoutMs));
+      const t = setTimeout(
+        () => {
+          if (this.proposals.get(index) === w) this.proposals.delete(index);
+          reject(
+            new ProposalFailedError(`entry ${index} not committed within ${timeoutMs} ms (no quorum?)`, true),
+          );
+        },
+        Math.max(1, timeoutMs),
+      );
       const w: ProposalWaiter = {
         term,
         resolve: (v) => {
@@ -333,7 +371,9 @@ export class RaftDriver implements RaftRpcHandler {
     const r = this.node.proposeConfChange(cc);
     if (!r.ok) {
       const leader = r.error.code === 'NotLeader' ? r.error.leaderId : null;
-      return Promise.reject(new ProposalFailedError(describeProposalError(r.error), r.error.code !== 'Rejected', leader));
+      return Promise.reject(
+        new ProposalFailedError(describeProposalError(r.error), r.error.code !== 'Rejected', leader),
+      );
     }
     this.schedule();
     return this.waitProposal(r.index, r.term, 30_000).then(({ index }) => ({ index }));
@@ -359,18 +399,25 @@ export class RaftDriver implements RaftRpcHandler {
     const id = `${this.selfId}-${++this.readSeq}`;
     const r = this.node.readIndex(id);
     if (!r.ok) {
-      const err = new ProposalFailedError(describeProposalError(r.error), true, r.error.code === 'NotLeader' ? r.error.leaderId : null);
+      const err = new ProposalFailedError(
+        describeProposalError(r.error),
+        true,
+        r.error.code === 'NotLeader' ? r.error.leaderId : null,
+      );
       for (const w of waiters) w.reject(err);
       return;
     }
     this.readBatches.set(id, { waiters });
     // A round that never completes (leadership lost) is failed after a bound.
-    setTimeout(() => {
-      const b = this.readBatches.get(id);
-      if (!b) return;
-      this.readBatches.delete(id);
-      for (const w of b.waiters) w.reject(new ProposalFailedError('read index round timed out', true));
-    }, Math.max(2_000, this.opts.electionTimeoutMs * 3)).unref();
+    setTimeout(
+      () => {
+        const b = this.readBatches.get(id);
+        if (!b) return;
+        this.readBatches.delete(id);
+        for (const w of b.waiters) w.reject(new ProposalFailedError('read index round timed out', true));
+      },
+      Math.max(2_000, this.opts.electionTimeoutMs * 3),
+    ).unref();
   }
 
   /** Resolves once appliedIndex >= index; rejects after timeoutMs. */
@@ -378,11 +425,16 @@ export class RaftDriver implements RaftRpcHandler {
     if (this.applied >= index) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const w: ApplyWaiter = { index, resolve: () => resolve() };
-      const t = setTimeout(() => {
-        const i = this.applyWaiters.indexOf(w);
-        if (i >= 0) this.applyWaiters.splice(i, 1);
-        reject(new ProposalFailedError(`not applied up to ${index} in time (applied ${this.applied})`, true));
-      }, Math.max(1, timeoutMs));
+      const t = setTimeout(
+        () => {
+          const i = this.applyWaiters.indexOf(w);
+          if (i >= 0) this.applyWaiters.splice(i, 1);
+          reject(
+            new ProposalFailedError(`not applied up to ${index} in time (applied ${this.applied})`, true),
+          );
+        },
+        Math.max(1, timeoutMs),
+      );
       w.resolve = () => {
         clearTimeout(t);
         resolve();
@@ -393,7 +445,8 @@ export class RaftDriver implements RaftRpcHandler {
 
   transferLeadership(to?: NodeId): { ok: true; to: NodeId } | { ok: false; error: string } {
     const st = this.node.status();
-    if (st.role !== 'Leader') return { ok: false, error: `not the leader (leader: ${st.leaderId ?? 'unknown'})` };
+    if (st.role !== 'Leader')
+      return { ok: false, error: `not the leader (leader: ${st.leaderId ?? 'unknown'})` };
     let target = to;
     if (!target) {
       const candidates = (st.progress ?? [])
@@ -488,7 +541,18 @@ export class RaftDriver implements RaftRpcHandler {
   }
 
   /** Loop counters (GET /raft/status?stats=1 and TIMESTORE_RAFT_STATS=1 logs). */
-  readonly stats = { readies: 0, persisted: 0, appendsOut: 0, entriesOut: 0, heartbeatsOut: 0, responses: 0, applied: 0, loopMs: 0, persistMs: 0, applyMs: 0 };
+  readonly stats = {
+    readies: 0,
+    persisted: 0,
+    appendsOut: 0,
+    entriesOut: 0,
+    heartbeatsOut: 0,
+    responses: 0,
+    applied: 0,
+    loopMs: 0,
+    persistMs: 0,
+    applyMs: 0,
+  };
 
   private handleReady(rd: Ready): void {
     const t0 = performance.now();
@@ -621,7 +685,8 @@ export class RaftDriver implements RaftRpcHandler {
       const w = this.proposals.get(e.index);
       if (!w) continue;
       this.proposals.delete(e.index);
-      if (w.term !== e.term) w.reject(new ProposalFailedError('proposal was overwritten by a new leader', true));
+      if (w.term !== e.term)
+        w.reject(new ProposalFailedError('proposal was overwritten by a new leader', true));
       else {
         const r = results.get(e.index);
         if (r instanceof Error) w.reject(r);
@@ -636,7 +701,8 @@ export class RaftDriver implements RaftRpcHandler {
         for (const w of ready) w.resolve();
       }
     }
-    if (entries.some((e) => e.kind === 'config')) this.onConfigApplied(entries.filter((e) => e.kind === 'config'));
+    if (entries.some((e) => e.kind === 'config'))
+      this.onConfigApplied(entries.filter((e) => e.kind === 'config'));
     this.maybeSnapshot();
   }
 
@@ -644,7 +710,9 @@ export class RaftDriver implements RaftRpcHandler {
    * Apply in one transaction; if the batch fails (a command the engine rejects), apply entry by
    * entry so that the bad one becomes a no-op on every node alike (deterministic).
    */
-  private applyBatchSafely(batch: Array<{ index: number; command: Command | null }>): Map<number, ApplyResult | Error> {
+  private applyBatchSafely(
+    batch: Array<{ index: number; command: Command | null }>,
+  ): Map<number, ApplyResult | Error> {
     const out = new Map<number, ApplyResult | Error>();
     try {
       const rs = this.data.applyBatch(batch);
@@ -654,7 +722,10 @@ export class RaftDriver implements RaftRpcHandler {
       if (batch.length === 1) {
         const b = batch[0]!;
         if (b.command === null) throw err; // the store itself is failing
-        this.log.warn({ index: b.index, err: String((err as Error).message) }, 'command rejected by the engine; applied as no-op');
+        this.log.warn(
+          { index: b.index, err: String((err as Error).message) },
+          'command rejected by the engine; applied as no-op',
+        );
         const rs = this.data.applyBatch([{ index: b.index, command: null }]);
         for (const r of rs) out.set(r.index, r);
         out.set(b.index, err as Error);
@@ -671,7 +742,8 @@ export class RaftDriver implements RaftRpcHandler {
       if (cc?.type === 'remove') {
         this.log.info({ node: cc.nodeId, index: e.index }, 'member removed');
         if (cc.nodeId === this.selfId) this.log.warn({}, 'this node was removed from the cluster');
-      } else if (cc) this.log.info({ change: cc.type, node: cc.nodeId, index: e.index }, 'membership change applied');
+      } else if (cc)
+        this.log.info({ change: cc.type, node: cc.nodeId, index: e.index }, 'membership change applied');
     }
   }
 
@@ -705,7 +777,8 @@ export class RaftDriver implements RaftRpcHandler {
 
   private installSnapshotData(meta: SnapshotMeta): void {
     const path = this.pendingSnapshotFiles.get(meta.index);
-    if (!path) throw new Error(`the core asked to install snapshot ${meta.index}, but no such file was received`);
+    if (!path)
+      throw new Error(`the core asked to install snapshot ${meta.index}, but no such file was received`);
     this.pendingSnapshotFiles.clear();
     const marker = join(this.opts.dataDir, 'pending-snapshot.json');
     writeFileSync(marker, JSON.stringify({ meta, path }));
@@ -735,7 +808,8 @@ export class RaftDriver implements RaftRpcHandler {
       return null;
     }
     const cached = this.shaCache.get(path);
-    if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return { path, size: cached.size, sha256: cached.sha256 };
+    if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size)
+      return { path, size: cached.size, sha256: cached.sha256 };
     const { size, sha256 } = await fileSha256(path);
     this.shaCache.set(path, { mtimeMs: st.mtimeMs, size, sha256 });
     return { path, size, sha256 };
@@ -764,14 +838,22 @@ export class RaftDriver implements RaftRpcHandler {
       const final = join(this.snapDir, `snap-${index}.db`);
       renameSync(tmp, final);
       const view = this.raftLog.membershipAt(index);
-      const meta: SnapshotMeta = { index, term: this.raftLog.term(index), membership: view.membership, contexts: view.contexts };
+      const meta: SnapshotMeta = {
+        index,
+        term: this.raftLog.term(index),
+        membership: view.membership,
+        contexts: view.contexts,
+      };
       this.raftLog.compact(meta, index - this.catchUpEntries);
       // Keep only the newest snapshot file (a transfer in progress keeps its open descriptor).
       for (const f of readdirSync(this.snapDir)) {
         const m = /^snap-(\d+)\.db$/.exec(f);
         if (m && Number(m[1]) < index) rmSync(join(this.snapDir, f), { force: true });
       }
-      this.log.info({ index, bytes, ms: Date.now() - started, firstIndex: this.raftLog.firstIndex() }, 'snapshot taken; raft log compacted');
+      this.log.info(
+        { index, bytes, ms: Date.now() - started, firstIndex: this.raftLog.firstIndex() },
+        'snapshot taken; raft log compacted',
+      );
       return meta;
     } catch (err) {
       rmSync(tmp, { force: true });
@@ -802,7 +884,8 @@ export class RaftDriver implements RaftRpcHandler {
       if (p.recentActive && p.state === 'replicate' && last - p.match <= 64) {
         this.proposeConfChange({ type: 'promote', nodeId: p.id }).then(
           () => this.log.info({ node: p.id }, 'learner promoted to voter'),
-          (err) => this.log.debug({ node: p.id, err: String((err as Error).message) }, 'promotion not possible yet'),
+          (err) =>
+            this.log.debug({ node: p.id, err: String((err as Error).message) }, 'promotion not possible yet'),
         );
         break;
       }

@@ -85,7 +85,8 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     heartbeatMs: config.heartbeatMs,
     addressHints: hints,
     snapshotThreshold: deps.snapshotThreshold ?? envInt('TIMESTORE_SNAPSHOT_ENTRIES') ?? 10_000,
-    snapshotCatchUpEntries: deps.snapshotCatchUpEntries ?? envInt('TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES') ?? 1_000,
+    snapshotCatchUpEntries:
+      deps.snapshotCatchUpEntries ?? envInt('TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES') ?? 1_000,
     logger: log,
   });
   let joinAbort: AbortController | null = null;
@@ -100,7 +101,10 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     raftLog.close();
   };
   const service = new ReplicatedService(driver, {
-    requestTimeoutMs: deps.requestTimeoutMs ?? envInt('TIMESTORE_REQUEST_TIMEOUT_MS') ?? Math.max(5_000, config.electionTimeoutMs * 10),
+    requestTimeoutMs:
+      deps.requestTimeoutMs ??
+      envInt('TIMESTORE_REQUEST_TIMEOUT_MS') ??
+      Math.max(5_000, config.electionTimeoutMs * 10),
     onClose: closeRaft,
   });
   // Readiness (GET /readyz, /readyz/leader): member, leader known, caught up. /livez stays the API's.
@@ -111,13 +115,15 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
       return {
         phase: driver.isStopped && phase !== 'stopping' ? 'stopping' : phase,
         raft: { ...st, appliedIndex: driver.appliedIndex() },
-        leaderCommitIndex: st.role === 'Leader' ? st.commitIndex : Math.max(st.commitIndex, driver.leaderCommitSeen),
+        leaderCommitIndex:
+          st.role === 'Leader' ? st.commitIndex : Math.max(st.commitIndex, driver.leaderCommitSeen),
         fatalError: driver.fatal ? driver.fatal.message : null,
       };
     },
     { info: { nodeId: config.id } },
   );
-  const readyz = (req: Request, res: Response, next: NextFunction) => (req.path.startsWith('/readyz') ? probes(req, res, next) : next());
+  const readyz = (req: Request, res: Response, next: NextFunction) =>
+    req.path.startsWith('/readyz') ? probes(req, res, next) : next();
   const routers = [
     raftRouter(driver, { maxBodyBytes: Math.max(64 * 1024 * 1024, config.maxBodyBytes * 4), logger: log }),
     clusterRouter({ driver, service, logger: log }),
@@ -135,9 +141,18 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     let delay = 100;
     while (!signal.aborted && raftLog.lastIndex() === 0) {
       try {
-        const res = await driver.transport.request({ url }, 'POST', '/cluster/join', { id: config.id, url: config.advertise }, { timeoutMs: 10_000, signal });
+        const res = await driver.transport.request(
+          { url },
+          'POST',
+          '/cluster/join',
+          { id: config.id, url: config.advertise },
+          { timeoutMs: 10_000, signal },
+        );
         if (res.status === 200) {
-          log.info({ via: url, body: res.body }, 'join request accepted; waiting for the leader to replicate');
+          log.info(
+            { via: url, body: res.body },
+            'join request accepted; waiting for the leader to replicate',
+          );
           return;
         }
         log.warn({ via: url, status: res.status, body: res.body }, 'join request refused; retrying');
@@ -169,11 +184,16 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
         const t = driver.transferLeadership();
         if (t.ok) {
           log.info({ to: t.to }, 'shutting down: transferring leadership');
-          const deadline = Date.now() + (opts.transferTimeoutMs ?? Math.max(2_000, config.electionTimeoutMs * 3));
+          const deadline =
+            Date.now() + (opts.transferTimeoutMs ?? Math.max(2_000, config.electionTimeoutMs * 3));
           // Until this node knows the new leader, so forwarded writes can continue.
-          while ((driver.leaderId === null || driver.leaderId === config.id) && Date.now() < deadline) await driver.waitChange(50);
+          while ((driver.leaderId === null || driver.leaderId === config.id) && Date.now() < deadline)
+            await driver.waitChange(50);
           const moved = driver.leaderId !== null && driver.leaderId !== config.id;
-          log.info({ leader: driver.leaderId }, moved ? 'leadership transferred' : 'leadership transfer did not complete in time');
+          log.info(
+            { leader: driver.leaderId },
+            moved ? 'leadership transferred' : 'leadership transfer did not complete in time',
+          );
         } else {
           log.warn({ err: t.error }, 'could not transfer leadership before shutdown');
         }

@@ -7,7 +7,12 @@ import { randomUUID } from 'node:crypto';
 import type { DataStore } from '../../storage/data-store.js';
 import type { Command } from '../../tsdb/model.js';
 import { uuidv7 } from '../../tsdb/uuidv7.js';
-import { ServiceUnavailableError, type Consistency, type TimeStoreService, type WriteResult } from '../service.js';
+import {
+  ServiceUnavailableError,
+  type Consistency,
+  type TimeStoreService,
+  type WriteResult,
+} from '../service.js';
 import { ProposalFailedError, type RaftDriver } from './driver.js';
 import { PeerError } from './transport.js';
 
@@ -114,10 +119,16 @@ export class ReplicatedService implements TimeStoreService {
         const onAbort = () => ac.abort(opts.signal?.reason);
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         try {
-          const res = await d.transport.request({ id: leader }, 'POST', '/raft/forward', { command: cmd }, {
-            timeoutMs: remaining,
-            signal: ac.signal,
-          });
+          const res = await d.transport.request(
+            { id: leader },
+            'POST',
+            '/raft/forward',
+            { command: cmd },
+            {
+              timeoutMs: remaining,
+              signal: ac.signal,
+            },
+          );
           if (res.status === 200) {
             const body = res.body as WriteResult;
             await d.waitApplied(body.index, Math.max(1, deadline - Date.now()));
@@ -144,7 +155,10 @@ export class ReplicatedService implements TimeStoreService {
         }
       }
       // No leader (or it just failed): wait for a change, then retry.
-      await Promise.race([d.waitChange(Math.min(200, Math.max(1, deadline - Date.now()))), sleep(attempt < 3 ? 10 : 50)]);
+      await Promise.race([
+        d.waitChange(Math.min(200, Math.max(1, deadline - Date.now()))),
+        sleep(attempt < 3 ? 10 : 50),
+      ]);
     }
     throw new ServiceUnavailableError(`write not acknowledged within ${this.timeoutMs} ms: ${lastError}`, 1);
   }
@@ -175,7 +189,11 @@ export class ReplicatedService implements TimeStoreService {
     return result;
   }
 
-  async read<T>(consistency: Consistency, fn: (store: DataStore) => T, opts: { signal?: AbortSignal } = {}): Promise<T> {
+  async read<T>(
+    consistency: Consistency,
+    fn: (store: DataStore) => T,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<T> {
     if (this.closed) throw new ServiceUnavailableError('the node is shutting down', 1);
     this.active++;
     try {
@@ -185,7 +203,11 @@ export class ReplicatedService implements TimeStoreService {
     }
   }
 
-  private async readInner<T>(consistency: Consistency, fn: (store: DataStore) => T, opts: { signal?: AbortSignal }): Promise<T> {
+  private async readInner<T>(
+    consistency: Consistency,
+    fn: (store: DataStore) => T,
+    opts: { signal?: AbortSignal },
+  ): Promise<T> {
     const d = this.driver;
     if (consistency === 'none') return fn(d.data);
     const deadline = Date.now() + this.timeoutMs;
@@ -200,7 +222,13 @@ export class ReplicatedService implements TimeStoreService {
           index = consistency === 'linearizable' ? await d.readIndex() : d.status().commitIndex;
         } else if (d.leaderId) {
           const path = consistency === 'linearizable' ? '/raft/read-index' : '/raft/commit-index';
-          const res = await d.transport.request({ id: d.leaderId }, 'POST', path, {}, { timeoutMs: remaining });
+          const res = await d.transport.request(
+            { id: d.leaderId },
+            'POST',
+            path,
+            {},
+            { timeoutMs: remaining },
+          );
           if (res.status === 200) index = Number((res.body as { index: number }).index);
           else lastError = `leader ${d.leaderId}: HTTP ${res.status}`;
         }
@@ -211,14 +239,21 @@ export class ReplicatedService implements TimeStoreService {
       } catch (err) {
         lastError = String((err as Error)?.message ?? err);
       }
-      await Promise.race([d.waitChange(Math.min(200, Math.max(1, deadline - Date.now()))), sleep(attempt < 3 ? 10 : 50)]);
+      await Promise.race([
+        d.waitChange(Math.min(200, Math.max(1, deadline - Date.now()))),
+        sleep(attempt < 3 ? 10 : 50),
+      ]);
     }
-    throw new ServiceUnavailableError(`${consistency} read not possible within ${this.timeoutMs} ms: ${lastError}`, 1);
+    throw new ServiceUnavailableError(
+      `${consistency} read not possible within ${this.timeoutMs} ms: ${lastError}`,
+      1,
+    );
   }
 
   /** Leader side of /raft/read-index. */
   async handleReadIndex(): Promise<number> {
-    if (this.driver.role !== 'Leader') throw new ProposalFailedError('not the leader', true, this.driver.leaderId);
+    if (this.driver.role !== 'Leader')
+      throw new ProposalFailedError('not the leader', true, this.driver.leaderId);
     return this.driver.readIndex();
   }
 }

@@ -10,17 +10,24 @@ import { ProposalFailedError, type RaftDriver } from './driver.js';
 import type { ReplicatedService } from './replicated-service.js';
 import { PeerError, problem, type Logger, silentLogger } from './transport.js';
 
-const nodeIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: 'expected a node id (letters, digits, ".", "_", "-")' });
+const nodeIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
+    error: 'expected a node id (letters, digits, ".", "_", "-")',
+  });
 const urlSchema = z
   .string()
-  .refine((s) => {
-    try {
-      const u = new URL(s);
-      return u.protocol === 'http:' || u.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  }, { error: 'expected an http(s) URL' })
+  .refine(
+    (s) => {
+      try {
+        const u = new URL(s);
+        return u.protocol === 'http:' || u.protocol === 'https:';
+      } catch {
+        return false;
+      }
+    },
+    { error: 'expected an http(s) URL' },
+  )
   .transform((s) => s.replace(/\/+$/, ''));
 
 const pointSchema = z.object({
@@ -34,7 +41,12 @@ const pointSchema = z.object({
 export const commandSchema = z.object({
   requestId: z.string().max(200).optional(),
   ops: z
-    .array(z.discriminatedUnion('op', [z.object({ op: z.literal('put'), point: pointSchema }), z.object({ op: z.literal('delete'), id: z.string().min(1).max(64) })]))
+    .array(
+      z.discriminatedUnion('op', [
+        z.object({ op: z.literal('put'), point: pointSchema }),
+        z.object({ op: z.literal('delete'), id: z.string().min(1).max(64) }),
+      ]),
+    )
     .min(1),
 });
 
@@ -54,7 +66,15 @@ export interface StatusBody {
   lastIndex: number;
   firstIndex: number;
   snapshotIndex: number;
-  members: Array<{ id: string; url: string | null; voter: boolean; matchIndex?: number; lag?: number; state?: string; active?: boolean }>;
+  members: Array<{
+    id: string;
+    url: string | null;
+    voter: boolean;
+    matchIndex?: number;
+    lag?: number;
+    state?: string;
+    active?: boolean;
+  }>;
 }
 
 export function statusBody(d: RaftDriver): StatusBody {
@@ -78,18 +98,35 @@ export function statusBody(d: RaftDriver): StatusBody {
       const p = progress.get(m.id);
       if (!p || st.role !== 'Leader') return m;
       const match = m.id === d.selfId ? st.lastIndex : p.match;
-      return { ...m, matchIndex: match, lag: Math.max(0, st.lastIndex - match), state: p.state, active: p.recentActive || m.id === d.selfId };
+      return {
+        ...m,
+        matchIndex: match,
+        lag: Math.max(0, st.lastIndex - match),
+        state: p.state,
+        active: p.recentActive || m.id === d.selfId,
+      };
     }),
   };
 }
 
 function sendError(res: Response, err: unknown): void {
   if (err instanceof z.ZodError) {
-    return problem(res, 400, 'Invalid request', err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    return problem(
+      res,
+      400,
+      'Invalid request',
+      err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+    );
   }
   if (err instanceof ProposalFailedError) {
     res.setHeader('Retry-After', '1');
-    return problem(res, err.retryable ? 503 : 409, err.retryable ? 'Not possible right now' : 'Rejected', err.message, { leaderId: err.leaderId });
+    return problem(
+      res,
+      err.retryable ? 503 : 409,
+      err.retryable ? 'Not possible right now' : 'Rejected',
+      err.message,
+      { leaderId: err.leaderId },
+    );
   }
   if (err instanceof ServiceUnavailableError) {
     res.setHeader('Retry-After', String(err.retryAfterSeconds));
@@ -112,13 +149,15 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
   const log = logger ?? silentLogger;
   const r = express.Router();
   const json = express.json({ limit: 64 * 1024 * 1024, type: () => true });
-  const wrap = (fn: (req: Request, res: Response) => Promise<unknown> | unknown) => async (req: Request, res: Response) => {
-    try {
-      await fn(req, res);
-    } catch (err) {
-      if (!res.headersSent) sendError(res, err);
-    }
-  };
+  const wrap =
+    (fn: (req: Request, res: Response) => Promise<unknown> | unknown) =>
+    async (req: Request, res: Response) => {
+      try {
+        await fn(req, res);
+      } catch (err) {
+        if (!res.headersSent) sendError(res, err);
+      }
+    };
 
   /** Pass a membership request on to the leader (or 503 when there is none). */
   const toLeader = async (req: Request, res: Response): Promise<boolean> => {
@@ -127,7 +166,9 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
     while (!d.leaderId && Date.now() < deadline) await d.waitChange(100);
     if (!d.leaderId) throw new ServiceUnavailableError('no leader', 1);
     if (d.leaderId === d.selfId) return false;
-    const out = await d.transport.request({ id: d.leaderId }, 'POST', req.path, req.body ?? {}, { timeoutMs: service.timeoutMs });
+    const out = await d.transport.request({ id: d.leaderId }, 'POST', req.path, req.body ?? {}, {
+      timeoutMs: service.timeoutMs,
+    });
     res.status(out.status);
     const ct = out.headers['content-type'];
     if (typeof ct === 'string') res.type(ct);
@@ -147,9 +188,15 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
     wrap(async (req, res) => {
       const body = z.object({ command: commandSchema }).parse(req.body);
       if (d.role !== 'Leader') {
-        return problem(res, 421, 'Not the leader', `this node is not the leader (leader: ${d.leaderId ?? 'unknown'})`, {
-          leaderId: d.leaderId,
-        });
+        return problem(
+          res,
+          421,
+          'Not the leader',
+          `this node is not the leader (leader: ${d.leaderId ?? 'unknown'})`,
+          {
+            leaderId: d.leaderId,
+          },
+        );
       }
       const result = await service.handleForward(body.command as Command);
       res.json(result);
@@ -160,7 +207,10 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
     '/raft/read-index',
     json,
     wrap(async (_req, res) => {
-      if (d.role !== 'Leader') return problem(res, 421, 'Not the leader', `leader: ${d.leaderId ?? 'unknown'}`, { leaderId: d.leaderId });
+      if (d.role !== 'Leader')
+        return problem(res, 421, 'Not the leader', `leader: ${d.leaderId ?? 'unknown'}`, {
+          leaderId: d.leaderId,
+        });
       res.json({ index: await service.handleReadIndex() });
     }),
   );
@@ -169,7 +219,10 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
     '/raft/commit-index',
     json,
     wrap((_req, res) => {
-      if (d.role !== 'Leader') return problem(res, 421, 'Not the leader', `leader: ${d.leaderId ?? 'unknown'}`, { leaderId: d.leaderId });
+      if (d.role !== 'Leader')
+        return problem(res, 421, 'Not the leader', `leader: ${d.leaderId ?? 'unknown'}`, {
+          leaderId: d.leaderId,
+        });
       res.json({ index: d.status().commitIndex });
     }),
   );
@@ -185,7 +238,12 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
       if (m.voters.includes(b.id) || m.learners.includes(b.id)) {
         const known = d.urlOf(b.id);
         if (known && known !== b.url) {
-          return problem(res, 409, 'Member exists', `${b.id} is already a member with URL ${known}; remove it first`);
+          return problem(
+            res,
+            409,
+            'Member exists',
+            `${b.id} is already a member with URL ${known}; remove it first`,
+          );
         }
         return res.json({ ok: true, alreadyMember: true, members: d.members() });
       }
@@ -231,7 +289,8 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
       if (!t.ok) return problem(res, 409, 'Transfer not possible', t.error);
       const deadline = Date.now() + service.timeoutMs;
       while (d.leaderId === d.selfId && Date.now() < deadline) await d.waitChange(100);
-      if (d.leaderId === d.selfId) throw new ServiceUnavailableError(`leadership did not move to ${t.to} in time`, 1);
+      if (d.leaderId === d.selfId)
+        throw new ServiceUnavailableError(`leadership did not move to ${t.to} in time`, 1);
       res.json({ ok: true, leaderId: d.leaderId, to: t.to });
     }),
   );

@@ -55,7 +55,8 @@ export class SnapshotReceiver implements SnapshotReceiverApi {
     chunkSha: string,
   ): Promise<{ offset: number; conflict?: boolean }> {
     return this.serial(async () => {
-      if (createHash('sha256').update(data).digest('hex') !== chunkSha) throw new WireError('chunk checksum mismatch');
+      if (createHash('sha256').update(data).digest('hex') !== chunkSha)
+        throw new WireError('chunk checksum mismatch');
       if (offset + data.length > size) throw new WireError(`chunk beyond the announced size ${size}`);
       const path = this.name(leaderId, index, sha256);
       const have = await this.size(path);
@@ -76,7 +77,9 @@ export class SnapshotReceiver implements SnapshotReceiverApi {
       const got = await fileSha256(path).catch(() => ({ size: -1, sha256: '' }));
       if (got.size !== size || got.sha256 !== sha256) {
         rmSync(path, { force: true });
-        throw new WireError(`snapshot file incomplete or corrupt (${got.size} of ${size} bytes; checksum ${got.sha256 === sha256 ? 'ok' : 'mismatch'})`);
+        throw new WireError(
+          `snapshot file incomplete or corrupt (${got.size} of ${size} bytes; checksum ${got.sha256 === sha256 ? 'ok' : 'mismatch'})`,
+        );
       }
       const fh = await open(path, 'r+');
       try {

@@ -114,7 +114,11 @@ export function mergeAppends(queue: AppendMsg[]): AppendMsg[] {
         bytes = size;
         continue;
       }
-      if (m.prevLogIndex === end && m.prevLogTerm === (last.entries[last.entries.length - 1]?.term ?? last.prevLogTerm) && bytes + size <= MAX_MERGED_BYTES) {
+      if (
+        m.prevLogIndex === end &&
+        m.prevLogTerm === (last.entries[last.entries.length - 1]?.term ?? last.prevLogTerm) &&
+        bytes + size <= MAX_MERGED_BYTES
+      ) {
         last.entries = last.entries.concat(m.entries);
         last.leaderCommit = Math.max(last.leaderCommit, m.leaderCommit);
         last.readCtx = Math.max(last.readCtx, m.readCtx);
@@ -143,9 +147,24 @@ class Peer {
     timeoutMs: number,
     appendWindow: number,
   ) {
-    const common = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connectTimeout: Math.max(500, timeoutMs) };
-    this.append = new Client(url, { ...common, pipelining: appendWindow, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-    this.pool = new Pool(url, { ...common, connections: 64, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
+    const common = {
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 60_000,
+      connectTimeout: Math.max(500, timeoutMs),
+    };
+    this.append = new Client(url, {
+      ...common,
+      pipelining: appendWindow,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    this.pool = new Pool(url, {
+      ...common,
+      connections: 64,
+      pipelining: 1,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
   }
   close(): void {
     void this.append.destroy().catch(() => {});
@@ -244,7 +263,13 @@ export class RaftTransport {
           break;
         }
         case 'timeoutNow':
-          await this.post(p, 'pool', '/raft/timeout-now', { term: m.term, leaderId: m.from, to: m.to }, this.timeoutMs);
+          await this.post(
+            p,
+            'pool',
+            '/raft/timeout-now',
+            { term: m.term, leaderId: m.from, to: m.to },
+            this.timeoutMs,
+          );
           break;
         default:
           await this.post(p, 'pool', '/raft/message', messageToOneWay(m), this.timeoutMs);
@@ -253,7 +278,10 @@ export class RaftTransport {
     } catch (err) {
       if (this.closed) return;
       if (err instanceof PeerError && err.status !== null) {
-        this.log.warn({ peer: p.id, type: m.type, status: err.status, body: err.body }, 'peer rejected a message');
+        this.log.warn(
+          { peer: p.id, type: m.type, status: err.status, body: err.body },
+          'peer rejected a message',
+        );
         return;
       }
       this.markDown(p, err);
@@ -288,7 +316,13 @@ export class RaftTransport {
     }
   }
 
-  private async post(p: Peer, via: 'append' | 'pool', path: string, body: unknown, timeoutMs: number): Promise<unknown> {
+  private async post(
+    p: Peer,
+    via: 'append' | 'pool',
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+  ): Promise<unknown> {
     const client = via === 'append' ? p.append : p.pool;
     const res = await client.request({
       method: 'POST',
@@ -307,7 +341,8 @@ export class RaftTransport {
     } catch {
       parsed = text;
     }
-    if (res.statusCode >= 300) throw new PeerError(`${path} on ${p.id}: HTTP ${res.statusCode}`, res.statusCode, parsed);
+    if (res.statusCode >= 300)
+      throw new PeerError(`${path} on ${p.id}: HTTP ${res.statusCode}`, res.statusCode, parsed);
     return parsed;
   }
 
@@ -337,7 +372,10 @@ export class RaftTransport {
       const res = await client.request({
         method,
         path,
-        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(opts.headers ?? {}) },
+        headers: {
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(opts.headers ?? {}),
+        },
         body: body !== undefined ? JSON.stringify(body) : undefined,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
@@ -398,7 +436,8 @@ export class RaftTransport {
             offset = off >= 0 && off <= src.size ? off : 0;
             continue;
           }
-          if (res.statusCode !== 200) throw new PeerError(`snapshot chunk: HTTP ${res.statusCode} ${text}`, res.statusCode);
+          if (res.statusCode !== 200)
+            throw new PeerError(`snapshot chunk: HTTP ${res.statusCode} ${text}`, res.statusCode);
           offset += bytesRead;
         }
       } finally {
@@ -408,17 +447,31 @@ export class RaftTransport {
         { id: p.id },
         'POST',
         '/raft/snapshot/install',
-        { term: m.term, leaderId: this.opts.selfId, snapshot: m.snapshot, size: src.size, sha256: src.sha256 },
+        {
+          term: m.term,
+          leaderId: this.opts.selfId,
+          snapshot: m.snapshot,
+          size: src.size,
+          sha256: src.sha256,
+        },
         { timeoutMs: 120_000 },
       );
-      if (res.status !== 200) throw new PeerError(`snapshot install: HTTP ${res.status}`, res.status, res.body);
+      if (res.status !== 200)
+        throw new PeerError(`snapshot install: HTTP ${res.status}`, res.status, res.body);
       const r = appendResponseSchema.safeParse(res.body);
-      this.log.info({ peer: p.id, index: m.snapshot.index, bytes: src.size, ms: Date.now() - started }, 'snapshot sent');
+      this.log.info(
+        { peer: p.id, index: m.snapshot.index, bytes: src.size, ms: Date.now() - started },
+        'snapshot sent',
+      );
       this.opts.reportSnapshot(p.id, true);
-      if (r.success && !r.data.ignored) this.opts.deliver(appendResponseFromWire(r.data, p.id, this.opts.selfId));
+      if (r.success && !r.data.ignored)
+        this.opts.deliver(appendResponseFromWire(r.data, p.id, this.opts.selfId));
     } catch (err) {
       if (!this.closed) {
-        this.log.warn({ peer: p.id, index: m.snapshot.index, err: String((err as Error).message) }, 'snapshot send failed');
+        this.log.warn(
+          { peer: p.id, index: m.snapshot.index, err: String((err as Error).message) },
+          'snapshot send failed',
+        );
         this.opts.reportSnapshot(p.id, false);
       }
     } finally {
@@ -469,11 +522,25 @@ export interface RaftRpcHandler {
 
 export interface SnapshotReceiverApi {
   status(leaderId: string, index: number, size: number, sha256: string): Promise<{ offset: number }>;
-  chunk(leaderId: string, index: number, size: number, sha256: string, offset: number, data: Buffer, chunkSha: string): Promise<{ offset: number; conflict?: boolean }>;
+  chunk(
+    leaderId: string,
+    index: number,
+    size: number,
+    sha256: string,
+    offset: number,
+    data: Buffer,
+    chunkSha: string,
+  ): Promise<{ offset: number; conflict?: boolean }>;
   complete(leaderId: string, index: number, size: number, sha256: string): Promise<string>;
 }
 
-export function problem(res: Response, status: number, title: string, detail: string, extra: Record<string, unknown> = {}): void {
+export function problem(
+  res: Response,
+  status: number,
+  title: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+): void {
   res
     .status(status)
     .type('application/problem+json')
@@ -498,7 +565,8 @@ export function raftRouter(h: RaftRpcHandler, opts: { maxBodyBytes?: number; log
   const log = opts.logger ?? silentLogger;
 
   const handle =
-    (fn: (req: Request, res: Response) => Promise<void> | void) => async (req: Request, res: Response, next: NextFunction) => {
+    (fn: (req: Request, res: Response) => Promise<void> | void) =>
+    async (req: Request, res: Response, next: NextFunction) => {
       try {
         await fn(req, res);
       } catch (err) {
@@ -511,7 +579,8 @@ export function raftRouter(h: RaftRpcHandler, opts: { maxBodyBytes?: number; log
     };
 
   const checkTo = (to: string | undefined) => {
-    if (to !== undefined && to !== h.selfId) throw new WireError(`message is addressed to ${to}, this node is ${h.selfId}`);
+    if (to !== undefined && to !== h.selfId)
+      throw new WireError(`message is addressed to ${to}, this node is ${h.selfId}`);
   };
 
   r.post(
@@ -577,10 +646,24 @@ export function raftRouter(h: RaftRpcHandler, opts: { maxBodyBytes?: number; log
     express.raw({ type: () => true, limit: 64 * 1024 * 1024 }),
     handle(async (req, res) => {
       const q = snapQuery.parse(req.query);
-      const chunkSha = z.string().regex(/^[0-9a-f]{64}$/).parse(req.headers['x-chunk-sha256']);
+      const chunkSha = z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .parse(req.headers['x-chunk-sha256']);
       if (!Buffer.isBuffer(req.body)) throw new WireError('expected an application/octet-stream body');
-      const out = await h.snapshots.chunk(q.leaderId, q.index, q.size, q.sha256, q.offset ?? 0, req.body, chunkSha);
-      if (out.conflict) return problem(res, 409, 'Snapshot offset mismatch', `the receiver has ${out.offset} bytes`, { offset: out.offset });
+      const out = await h.snapshots.chunk(
+        q.leaderId,
+        q.index,
+        q.size,
+        q.sha256,
+        q.offset ?? 0,
+        req.body,
+        chunkSha,
+      );
+      if (out.conflict)
+        return problem(res, 409, 'Snapshot offset mismatch', `the receiver has ${out.offset} bytes`, {
+          offset: out.offset,
+        });
       res.json(out);
     }),
   );
@@ -591,7 +674,10 @@ export function raftRouter(h: RaftRpcHandler, opts: { maxBodyBytes?: number; log
     handle(async (req, res) => {
       const b = snapshotInstallSchema.parse(req.body);
       const path = await h.snapshots.complete(b.leaderId, b.snapshot.index, b.size, b.sha256);
-      const resp = await h.installSnapshot({ type: 'snapshot', from: b.leaderId, to: h.selfId, term: b.term, snapshot: b.snapshot }, path);
+      const resp = await h.installSnapshot(
+        { type: 'snapshot', from: b.leaderId, to: h.selfId, term: b.term, snapshot: b.snapshot },
+        path,
+      );
       if (resp && resp.type === 'appendResponse') res.json(appendResponseToWire(resp));
       else res.json({ term: h.currentTerm(), success: false, ignored: true });
     }),

@@ -74,7 +74,12 @@ export const snapshotInstallSchema = z.looseObject({
 });
 
 /** One-way message (responses that had no pending request, and anything else). */
-export const anyMessageSchema = z.looseObject({ type: z.enum(['vote', 'voteResponse', 'append', 'appendResponse', 'snapshot', 'timeoutNow']), from: nodeId, to: nodeId, term: idx });
+export const anyMessageSchema = z.looseObject({
+  type: z.enum(['vote', 'voteResponse', 'append', 'appendResponse', 'snapshot', 'timeoutNow']),
+  from: nodeId,
+  to: nodeId,
+  term: idx,
+});
 
 // ------------------------------------------------------------------ conversions
 
@@ -90,7 +95,10 @@ export function voteToWire(m: Extract<Message, { type: 'vote' }>) {
   };
 }
 
-export function voteFromWire(b: z.infer<typeof voteRequestSchema>, self: string): Extract<Message, { type: 'vote' }> {
+export function voteFromWire(
+  b: z.infer<typeof voteRequestSchema>,
+  self: string,
+): Extract<Message, { type: 'vote' }> {
   return {
     type: 'vote',
     from: b.candidateId,
@@ -113,7 +121,14 @@ export function voteResponseFromWire(
   to: string,
   preVote: boolean,
 ): Extract<Message, { type: 'voteResponse' }> {
-  return { type: 'voteResponse', from, to, term: b.term, voteGranted: b.voteGranted, preVote: b.preVote ?? preVote };
+  return {
+    type: 'voteResponse',
+    from,
+    to,
+    term: b.term,
+    voteGranted: b.voteGranted,
+    preVote: b.preVote ?? preVote,
+  };
 }
 
 export function appendToWire(m: Extract<Message, { type: 'append' }>) {
@@ -131,11 +146,16 @@ export function appendToWire(m: Extract<Message, { type: 'append' }>) {
 
 export class WireError extends Error {}
 
-export function appendFromWire(b: z.infer<typeof appendRequestSchema>, self: string): Extract<Message, { type: 'append' }> {
+export function appendFromWire(
+  b: z.infer<typeof appendRequestSchema>,
+  self: string,
+): Extract<Message, { type: 'append' }> {
   const entries: Entry[] = b.entries.map((e, i) => {
     const index = b.prevLogIndex + 1 + i;
     if (e.index !== undefined && e.index !== index) {
-      throw new WireError(`entries[${i}].index is ${e.index}; expected ${index} (prevLogIndex + 1 + position)`);
+      throw new WireError(
+        `entries[${i}].index is ${e.index}; expected ${index} (prevLogIndex + 1 + position)`,
+      );
     }
     return { index, term: e.term, kind: e.kind ?? 'normal', data: e.command };
   });

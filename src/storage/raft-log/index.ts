@@ -27,7 +27,12 @@ export interface MembershipView {
   contexts: Record<NodeId, string>;
 }
 
-const EMPTY_SNAPSHOT: SnapshotMeta = { index: 0, term: 0, membership: { voters: [], learners: [] }, contexts: {} };
+const EMPTY_SNAPSHOT: SnapshotMeta = {
+  index: 0,
+  term: 0,
+  membership: { voters: [], learners: [] },
+  contexts: {},
+};
 
 /** Apply one ConfChange to a membership (pure; returns new objects). */
 export function applyConfChange(view: MembershipView, cc: ConfChange): MembershipView {
@@ -41,7 +46,8 @@ export function applyConfChange(view: MembershipView, cc: ConfChange): Membershi
       else learners.push(cc.nodeId);
       break;
     case 'promote':
-      if (view.membership.voters.includes(cc.nodeId) || view.membership.learners.includes(cc.nodeId)) voters.push(cc.nodeId);
+      if (view.membership.voters.includes(cc.nodeId) || view.membership.learners.includes(cc.nodeId))
+        voters.push(cc.nodeId);
       else return view;
       break;
     case 'addVoter':
@@ -61,7 +67,8 @@ export function applyConfChange(view: MembershipView, cc: ConfChange): Membershi
 export function parseConfChange(data: string): ConfChange | null {
   try {
     const cc = JSON.parse(data) as ConfChange;
-    if (cc && typeof cc === 'object' && typeof cc.nodeId === 'string' && typeof cc.type === 'string') return cc;
+    if (cc && typeof cc === 'object' && typeof cc.nodeId === 'string' && typeof cc.type === 'string')
+      return cc;
   } catch {
     // fall through
   }
@@ -114,11 +121,15 @@ export class RaftLogStore implements Storage {
     `);
     this.stmts = {
       getMeta: this.db.prepare('SELECT value FROM meta WHERE key = ?'),
-      putMeta: this.db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      putMeta: this.db.prepare(
+        'INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
       insert: this.db.prepare('INSERT INTO entries(idx, term, kind, data) VALUES (?, ?, ?, ?)'),
       deleteFrom: this.db.prepare('DELETE FROM entries WHERE idx >= ?'),
       deleteUpTo: this.db.prepare('DELETE FROM entries WHERE idx <= ?'),
-      range: this.db.prepare('SELECT idx, term, kind, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx'),
+      range: this.db.prepare(
+        'SELECT idx, term, kind, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx',
+      ),
       termOf: this.db.prepare('SELECT term FROM entries WHERE idx = ?'),
       maxIdx: this.db.prepare('SELECT MAX(idx) AS m FROM entries'),
       configs: this.db.prepare(
@@ -150,7 +161,12 @@ export class RaftLogStore implements Storage {
 
   /** True when nothing was ever persisted (a brand-new node). */
   isEmpty(): boolean {
-    return this.last === 0 && this.hard.term === 0 && this.snap.index === 0 && this.getMeta('bootstrapped') === undefined;
+    return (
+      this.last === 0 &&
+      this.hard.term === 0 &&
+      this.snap.index === 0 &&
+      this.getMeta('bootstrapped') === undefined
+    );
   }
 
   /**
@@ -204,7 +220,12 @@ export class RaftLogStore implements Storage {
       }
       return out;
     }
-    for (const row of this.stmts.range.iterate(lo, hi) as Iterable<{ idx: number; term: number; kind: Entry['kind']; data: string }>) {
+    for (const row of this.stmts.range.iterate(lo, hi) as Iterable<{
+      idx: number;
+      term: number;
+      kind: Entry['kind'];
+      data: string;
+    }>) {
       const e: Entry = { index: row.idx, term: row.term, kind: row.kind, data: row.data };
       bytes += dataBytes(e);
       if (out.length > 0 && maxBytes !== undefined && bytes > maxBytes) break;
@@ -242,8 +263,10 @@ export class RaftLogStore implements Storage {
   private writeEntries(entries: Entry[]): void {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
-    if (first > this.last + 1) throw new Error(`raft log gap: appending ${first} after last index ${this.last}`);
-    if (first <= this.compactIndex) throw new Error(`appending ${first} at or below the compacted index ${this.compactIndex}`);
+    if (first > this.last + 1)
+      throw new Error(`raft log gap: appending ${first} after last index ${this.last}`);
+    if (first <= this.compactIndex)
+      throw new Error(`appending ${first} at or below the compacted index ${this.compactIndex}`);
     if (first <= this.last) {
       this.stmts.deleteFrom.run(first);
       const tailStart = this.tail.length > 0 ? this.tail[0]!.index : Infinity;
@@ -257,7 +280,8 @@ export class RaftLogStore implements Storage {
     } else {
       this.tail = entries.map((e) => ({ ...e }));
     }
-    if (this.tail.length > RaftLogStore.TAIL_MAX) this.tail.splice(0, this.tail.length - RaftLogStore.TAIL_MAX / 2);
+    if (this.tail.length > RaftLogStore.TAIL_MAX)
+      this.tail.splice(0, this.tail.length - RaftLogStore.TAIL_MAX / 2);
   }
 
   /**
@@ -274,8 +298,12 @@ export class RaftLogStore implements Storage {
     // harmless: applyBatch skips indexes at or below data.db's applied index). The next durable
     // transaction's fsync covers this write as well.
     const commitOnly =
-      !snapshot && (!entries || entries.length === 0) && hardState !== null && hardState !== undefined &&
-      hardState.term === this.hard.term && hardState.vote === this.hard.vote;
+      !snapshot &&
+      (!entries || entries.length === 0) &&
+      hardState !== null &&
+      hardState !== undefined &&
+      hardState.term === this.hard.term &&
+      hardState.vote === this.hard.vote;
     if (commitOnly) this.db.pragma('synchronous = OFF');
     try {
       this.persistTx(snapshot, entries, hardState);
@@ -284,7 +312,11 @@ export class RaftLogStore implements Storage {
     }
   }
 
-  private persistTx(snapshot: SnapshotMeta | null | undefined, entries: Entry[] | undefined, hardState: HardState | null | undefined): void {
+  private persistTx(
+    snapshot: SnapshotMeta | null | undefined,
+    entries: Entry[] | undefined,
+    hardState: HardState | null | undefined,
+  ): void {
     this.db.transaction(() => {
       if (snapshot && snapshot.index > this.snap.index) {
         let keepLog = false;
