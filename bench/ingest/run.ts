@@ -40,7 +40,14 @@ interface Args {
 const ALL_VARIANTS = ['A', 'B', 'ours', 'ours-v4', 'B-small', 'ours-4k'];
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rows: 1_000_000, batch: 1000, devices: 100, variants: ['A', 'B', 'ours', 'ours-v4'], dir: undefined, json: false };
+  const args: Args = {
+    rows: 1_000_000,
+    batch: 1000,
+    devices: 100,
+    variants: ['A', 'B', 'ours', 'ours-v4'],
+    dir: undefined,
+    json: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = () => {
@@ -59,10 +66,14 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--variants') args.variants = value().split(',');
     else if (flag === '--dir') args.dir = value();
     else if (flag === '--json') args.json = true;
-    else throw new Error(`unknown flag ${flag}; expected --rows N, --batch N, --devices N, --variants ${ALL_VARIANTS.join(',')}, --dir DIR, --json`);
+    else
+      throw new Error(
+        `unknown flag ${flag}; expected --rows N, --batch N, --devices N, --variants ${ALL_VARIANTS.join(',')}, --dir DIR, --json`,
+      );
   }
   for (const v of args.variants) {
-    if (!ALL_VARIANTS.includes(v)) throw new Error(`unknown variant ${v}; expected one of ${ALL_VARIANTS.join(', ')}`);
+    if (!ALL_VARIANTS.includes(v))
+      throw new Error(`unknown variant ${v}; expected one of ${ALL_VARIANTS.join(', ')}`);
   }
   return args;
 }
@@ -154,7 +165,11 @@ function stopMeter(m: Meter): { seconds: number; cpuMicros: number; written: num
   const seconds = Number(process.hrtime.bigint() - m.t0) / 1e9;
   const cpu = process.cpuUsage(m.cpu0);
   const w1 = writtenBytes();
-  return { seconds, cpuMicros: cpu.user + cpu.system, written: m.w0 === null || w1 === null ? null : w1 - m.w0 };
+  return {
+    seconds,
+    cpuMicros: cpu.user + cpu.system,
+    written: m.w0 === null || w1 === null ? null : w1 - m.w0,
+  };
 }
 
 function openRef(path: string, small: boolean): Database.Database {
@@ -203,12 +218,20 @@ function runOurs(variant: 'ours' | 'ours-v4' | 'ours-4k', rows: Row[], batch: nu
     const ops = [];
     for (let k = i; k < Math.min(i + batch, rows.length); k++) {
       const r = rows[k]!;
-      const point: Point = { id: variant === 'ours-v4' ? r.v4 : r.v7, deviceId: r.device, ts: r.ts, value: r.value };
+      const point: Point = {
+        id: variant === 'ours-v4' ? r.v4 : r.v7,
+        deviceId: r.device,
+        ts: r.ts,
+        value: r.value,
+      };
       ops.push({ op: 'put' as const, point });
     }
     commands.push({ ops });
   }
-  const store = openDataStore(path, variant === 'ours-4k' ? { pageSize: 4096, walAutocheckpointPages: 1000 } : {});
+  const store = openDataStore(
+    path,
+    variant === 'ours-4k' ? { pageSize: 4096, walAutocheckpointPages: 1000 } : {},
+  );
   const meter = startMeter();
   for (let c = 0; c < commands.length; c++) store.applyBatch([{ index: c + 1, command: commands[c]! }]);
   const m = stopMeter(meter);
@@ -242,7 +265,15 @@ function measureReads(store: ReturnType<typeof openDataStore>, rows: Row[]): Rec
     }),
     aggregateHourByMinuteMicros: time(500, () => {
       const r = pick();
-      store.aggregate({ deviceId: r.device, from: r.ts - HOUR, to: r.ts, bucket: 60_000_000, fns: ['count', 'avg', 'min', 'max', 'last'], order: 'asc', limit: 60 });
+      store.aggregate({
+        deviceId: r.device,
+        from: r.ts - HOUR,
+        to: r.ts,
+        bucket: 60_000_000,
+        fns: ['count', 'avg', 'min', 'max', 'last'],
+        order: 'asc',
+        limit: 60,
+      });
     }),
   };
 }
@@ -301,7 +332,11 @@ async function main(): Promise<void> {
           `  ${r.cpuMicrosPerRow.toFixed(2).padStart(6)} CPU µs/row  ${written.padStart(5)} written bytes/row  (${r.seconds.toFixed(1)} s, ${(r.bytes / 1e6).toFixed(1)} MB)`,
       );
       if (r.reads) {
-        log(`         reads: ${Object.entries(r.reads).map(([k, v]) => `${k.replace(/Micros$/, '')} ${v.toFixed(0)} µs`).join(', ')}`);
+        log(
+          `         reads: ${Object.entries(r.reads)
+            .map(([k, v]) => `${k.replace(/Micros$/, '')} ${v.toFixed(0)} µs`)
+            .join(', ')}`,
+        );
       }
       for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
     }
@@ -324,9 +359,19 @@ async function main(): Promise<void> {
     }
   }
   for (const [k, r] of Object.entries(ratios)) {
-    log(`${k.padEnd(17)} ${r.speedup.toFixed(2)}x rows/s, ${r.sizeRatio.toFixed(2)}x bytes/row, ${r.cpuRatio.toFixed(2)}x CPU/row`);
+    log(
+      `${k.padEnd(17)} ${r.speedup.toFixed(2)}x rows/s, ${r.sizeRatio.toFixed(2)}x bytes/row, ${r.cpuRatio.toFixed(2)}x CPU/row`,
+    );
   }
-  if (args.json) console.log(JSON.stringify({ env, args: { rows: args.rows, batch: args.batch, devices: args.devices }, results, ratios }));
+  if (args.json)
+    console.log(
+      JSON.stringify({
+        env,
+        args: { rows: args.rows, batch: args.batch, devices: args.devices },
+        results,
+        ratios,
+      }),
+    );
 }
 
 main().catch((e: unknown) => {

@@ -39,7 +39,9 @@ function civilFromDays(days: number): [number, number, number] {
   const z = days + 719468;
   const era = Math.floor(z / 146097);
   const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365,
+  );
   const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
   const mp = Math.floor((5 * doy + 2) / 153);
   const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
@@ -65,7 +67,9 @@ export function parseRfc3339(input: string): number {
   const shown = input.length > 64 ? JSON.stringify(input.slice(0, 64)) + '…' : JSON.stringify(input);
   const m = input.length <= 64 ? RFC3339_RE.exec(input) : null;
   if (!m) {
-    throw new TimestampError(`timestamp ${shown} is not an RFC 3339 date-time; expected e.g. 2024-05-01T12:00:00.123456Z`);
+    throw new TimestampError(
+      `timestamp ${shown} is not an RFC 3339 date-time; expected e.g. 2024-05-01T12:00:00.123456Z`,
+    );
   }
   const year = Number(m[1]);
   const month = Number(m[2]);
@@ -76,23 +80,30 @@ export function parseRfc3339(input: string): number {
   if (year < 1) throw new TimestampError(`timestamp ${shown}: year 0000 is outside 0001..9999`);
   if (month < 1 || month > 12) throw new TimestampError(`timestamp ${shown}: month ${m[2]} is not in 01..12`);
   const dim = month === 2 && isLeap(year) ? 29 : DAYS_IN_MONTH[month - 1]!;
-  if (day < 1 || day > dim) throw new TimestampError(`timestamp ${shown}: day ${m[3]} is not in 01..${dim} for that month`);
+  if (day < 1 || day > dim)
+    throw new TimestampError(`timestamp ${shown}: day ${m[3]} is not in 01..${dim} for that month`);
   if (hour > 23) throw new TimestampError(`timestamp ${shown}: hour ${m[4]} is not in 00..23`);
   if (minute > 59) throw new TimestampError(`timestamp ${shown}: minute ${m[5]} is not in 00..59`);
   if (second > 59) {
     // Leap seconds cannot be represented in a POSIX-style µs count without ambiguity.
-    throw new TimestampError(`timestamp ${shown}: second ${m[6]} is not in 00..59 (leap seconds are not supported)`);
+    throw new TimestampError(
+      `timestamp ${shown}: second ${m[6]} is not in 00..59 (leap seconds are not supported)`,
+    );
   }
   let offsetSeconds = 0;
   if (m[9] !== undefined) {
     const oh = Number(m[10]);
     const om = Number(m[11]);
-    if (oh > 23 || om > 59) throw new TimestampError(`timestamp ${shown}: offset ${m[9]}${m[10]}:${m[11]} is not a valid UTC offset`);
+    if (oh > 23 || om > 59)
+      throw new TimestampError(
+        `timestamp ${shown}: offset ${m[9]}${m[10]}:${m[11]} is not a valid UTC offset`,
+      );
     offsetSeconds = (m[9] === '-' ? -1 : 1) * (oh * 3600 + om * 60);
   }
   const frac = m[7] ?? '';
   const fracUs = Number((frac + '000000').slice(0, 6));
-  const seconds = daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offsetSeconds;
+  const seconds =
+    daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offsetSeconds;
   const us = seconds * 1_000_000 + fracUs;
   if (!Number.isSafeInteger(us)) {
     throw new TimestampError(`timestamp ${shown} is outside the supported range ${RANGE_TEXT}`);
@@ -131,7 +142,9 @@ export function parseEpoch(value: number | string, precision: EpochPrecision): n
   const digits = (intDigits + fracDigits).replace(/^0+(?=\d)/, '');
   const power = exp - fracDigits.length + SCALE[precision];
   const outOfRange = () =>
-    new TimestampError(`epoch timestamp ${shown} (${precision}) is outside the supported range ${RANGE_TEXT}`);
+    new TimestampError(
+      `epoch timestamp ${shown} (${precision}) is outside the supported range ${RANGE_TEXT}`,
+    );
   if (digits === '0') return 0;
   // More than ~17 significant integer digits of µs cannot be in range; stop before building huge BigInts.
   if (digits.length + power > 17) throw outOfRange();
@@ -161,15 +174,21 @@ export function parseEpoch(value: number | string, precision: EpochPrecision): n
 export function parseTimestamp(input: unknown, precision?: EpochPrecision): number {
   if (precision !== undefined) {
     if (typeof input !== 'number' && typeof input !== 'string') {
-      throw new TimestampError(`epoch timestamp must be a number or a numeric string; got ${input === null ? 'null' : typeof input}`);
+      throw new TimestampError(
+        `epoch timestamp must be a number or a numeric string; got ${input === null ? 'null' : typeof input}`,
+      );
     }
     return parseEpoch(input, precision);
   }
   if (typeof input === 'number') {
-    throw new TimestampError(`timestamp ${input} is a number; give its precision (s, ms, us or ns) or send an RFC 3339 string`);
+    throw new TimestampError(
+      `timestamp ${input} is a number; give its precision (s, ms, us or ns) or send an RFC 3339 string`,
+    );
   }
   if (typeof input !== 'string') {
-    throw new TimestampError(`timestamp must be an RFC 3339 string; got ${input === null ? 'null' : typeof input}`);
+    throw new TimestampError(
+      `timestamp must be an RFC 3339 string; got ${input === null ? 'null' : typeof input}`,
+    );
   }
   return parseRfc3339(input);
 }
@@ -184,7 +203,9 @@ function pad(n: number, w: number): string {
  */
 export function formatRfc3339(us: number): string {
   if (!Number.isSafeInteger(us)) {
-    throw new TimestampError(`cannot format ${us}: expected an integer number of microseconds within ±(2^53-1)`);
+    throw new TimestampError(
+      `cannot format ${us}: expected an integer number of microseconds within ±(2^53-1)`,
+    );
   }
   const seconds = Math.floor(us / 1_000_000);
   const fracUs = us - seconds * 1_000_000;

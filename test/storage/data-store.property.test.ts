@@ -22,16 +22,34 @@ const TS = fc.oneof(
   { weight: 8, arbitrary: fc.integer({ min: -3, max: 25 }).map((n) => T0 + n) },
   { weight: 1, arbitrary: fc.constantFrom(-MAX, MAX, 0, -1, T0 + 2 ** 48) },
 );
-const VALUE = fc.oneof(fc.integer({ min: -1000, max: 1000 }), fc.double({ min: -1e6, max: 1e6, noNaN: true }));
-const TAGS = fc.option(fc.dictionary(fc.constantFrom('site', 'zone', 'a'), fc.constantFrom('n', 's', ''), { maxKeys: 3 }), { nil: undefined });
-const ATTRS = fc.option(fc.dictionary(fc.constantFrom('fw', 'x'), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 2 }), { nil: undefined });
+const VALUE = fc.oneof(
+  fc.integer({ min: -1000, max: 1000 }),
+  fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+);
+const TAGS = fc.option(
+  fc.dictionary(fc.constantFrom('site', 'zone', 'a'), fc.constantFrom('n', 's', ''), { maxKeys: 3 }),
+  { nil: undefined },
+);
+const ATTRS = fc.option(
+  fc.dictionary(fc.constantFrom('fw', 'x'), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 2 }),
+  { nil: undefined },
+);
 
-const POINT = fc.record({ id: ID, deviceId: fc.constantFrom(...DEVICES), ts: TS, value: VALUE, tags: TAGS, attributes: ATTRS }).map((p) => {
-  const out: Point = { id: p.id, deviceId: p.deviceId, ts: p.ts, value: p.value };
-  if (p.tags !== undefined) out.tags = p.tags;
-  if (p.attributes !== undefined) out.attributes = p.attributes as Record<string, unknown>;
-  return out;
-});
+const POINT = fc
+  .record({
+    id: ID,
+    deviceId: fc.constantFrom(...DEVICES),
+    ts: TS,
+    value: VALUE,
+    tags: TAGS,
+    attributes: ATTRS,
+  })
+  .map((p) => {
+    const out: Point = { id: p.id, deviceId: p.deviceId, ts: p.ts, value: p.value };
+    if (p.tags !== undefined) out.tags = p.tags;
+    if (p.attributes !== undefined) out.attributes = p.attributes as Record<string, unknown>;
+    return out;
+  });
 const OP: fc.Arbitrary<WriteOp> = fc.oneof(
   { weight: 3, arbitrary: POINT.map((point) => ({ op: 'put' as const, point })) },
   { weight: 1, arbitrary: ID.map((id) => ({ op: 'delete' as const, id })) },
@@ -53,12 +71,21 @@ type Step =
   | { kind: 'query'; q: Omit<PointQuery, 'cursor'> }
   | { kind: 'reopen' };
 const STEP: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('batch' as const), commands: fc.array(COMMAND, { minLength: 1, maxLength: 4 }), replay: fc.integer({ min: 0, max: 3 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('batch' as const),
+      commands: fc.array(COMMAND, { minLength: 1, maxLength: 4 }),
+      replay: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('query' as const), q: QUERY }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'reopen' as const }) },
 );
 
-function pagesOf(run: (cursor?: string) => { points: Point[]; nextCursor: string | null }): Array<{ points: Point[]; nextCursor: string | null }> {
+function pagesOf(
+  run: (cursor?: string) => { points: Point[]; nextCursor: string | null },
+): Array<{ points: Point[]; nextCursor: string | null }> {
   const out = [];
   let cursor: string | undefined;
   for (let i = 0; i < 1000; i++) {
@@ -93,14 +120,24 @@ function compareAll(s: SqliteDataStore, m: ModelStore): void {
   }
   for (const deviceId of DEVICES) {
     for (const bucket of [1, 4, 7, 2 ** 40]) {
-      const q: AggregateQuery = { deviceId, bucket, fns: ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'], order: 'asc', limit: 50 };
+      const q: AggregateQuery = {
+        deviceId,
+        bucket,
+        fns: ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'],
+        order: 'asc',
+        limit: 50,
+      };
       const got = s.aggregate(q);
       const want = m.aggregate(q);
       assert.equal(got.length, want.length, JSON.stringify(q));
       got.forEach((g, i) => {
         const w = want[i]!;
         assert.equal(g.start, w.start);
-        for (const fn of q.fns) assert.ok(close(g.values[fn], w.values[fn]), `${fn} ${g.values[fn]} vs ${w.values[fn]} in ${JSON.stringify(q)}`);
+        for (const fn of q.fns)
+          assert.ok(
+            close(g.values[fn], w.values[fn]),
+            `${fn} ${g.values[fn]} vs ${w.values[fn]} in ${JSON.stringify(q)}`,
+          );
       });
     }
   }
@@ -126,7 +163,8 @@ test('property: the engine matches an in-memory model under any writes, replaces
             } else {
               // Re-send up to `replay` already-applied indices (with junk content) ahead of the new ones.
               const batch: Array<{ index: number; command: Command | null }> = [];
-              for (let r = Math.max(1, next - step.replay); r < next; r++) batch.push({ index: r, command: { ops: [{ op: 'delete', id: uid(0) }] } });
+              for (let r = Math.max(1, next - step.replay); r < next; r++)
+                batch.push({ index: r, command: { ops: [{ op: 'delete', id: uid(0) }] } });
               for (const command of step.commands) batch.push({ index: next++, command });
               const got = s.applyBatch(batch);
               const want = m.applyBatch(batch);
@@ -150,27 +188,35 @@ test('property: snapshot then restore reproduces the exact state', async () => {
   let run = 0;
   try {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.array(COMMAND, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 6 }), async (batches) => {
-        const a = openDataStore(join(dir, `a${run}.db`));
-        const b = openDataStore(join(dir, `b${run}.db`));
-        const snap = join(dir, `s${run++}.db`);
-        try {
-          const m = new ModelStore();
-          let index = 1;
-          for (const commands of batches) {
-            const batch = commands.map((command) => ({ index: index++, command }));
-            a.applyBatch(batch);
-            m.applyBatch(batch);
+      fc.asyncProperty(
+        fc.array(fc.array(COMMAND, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 6 }),
+        async (batches) => {
+          const a = openDataStore(join(dir, `a${run}.db`));
+          const b = openDataStore(join(dir, `b${run}.db`));
+          const snap = join(dir, `s${run++}.db`);
+          try {
+            const m = new ModelStore();
+            let index = 1;
+            for (const commands of batches) {
+              const batch = commands.map((command) => ({ index: index++, command }));
+              a.applyBatch(batch);
+              m.applyBatch(batch);
+            }
+            b.applyBatch([
+              {
+                index: 1,
+                command: { ops: [{ op: 'put', point: { id: uid(99), deviceId: 'old', ts: 0, value: 1 } }] },
+              },
+            ]);
+            await a.snapshotTo(snap);
+            b.restoreFrom(snap);
+            compareAll(b, m);
+          } finally {
+            a.close();
+            b.close();
           }
-          b.applyBatch([{ index: 1, command: { ops: [{ op: 'put', point: { id: uid(99), deviceId: 'old', ts: 0, value: 1 } }] } }]);
-          await a.snapshotTo(snap);
-          b.restoreFrom(snap);
-          compareAll(b, m);
-        } finally {
-          a.close();
-          b.close();
-        }
-      }),
+        },
+      ),
       { numRuns: 40 },
     );
   } finally {

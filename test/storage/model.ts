@@ -1,17 +1,36 @@
 // A plain in-memory model of the data store, written as directly as possible from the contract,
 // for the property tests to compare the SQLite engine against.
-import type { AggregateBucket, AggregateQuery, Command, Point, PointPage, PointQuery } from '../../src/tsdb/model.js';
+import type {
+  AggregateBucket,
+  AggregateQuery,
+  Command,
+  Point,
+  PointPage,
+  PointQuery,
+} from '../../src/tsdb/model.js';
 import type { ApplyResult } from '../../src/storage/data-store.js';
-import { canonicalId, compareIdKeys, decodeCursor, encodeCursor, idToKey } from '../../src/storage/data/keys.js';
+import {
+  canonicalId,
+  compareIdKeys,
+  decodeCursor,
+  encodeCursor,
+  idToKey,
+} from '../../src/storage/data/keys.js';
 
 function sortTags(t: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(t).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 export function normalize(p: Point): Point {
-  const out: Point = { id: canonicalId(p.id), deviceId: p.deviceId, ts: p.ts, value: p.value === 0 ? 0 : p.value };
+  const out: Point = {
+    id: canonicalId(p.id),
+    deviceId: p.deviceId,
+    ts: p.ts,
+    value: p.value === 0 ? 0 : p.value,
+  };
   if (p.tags !== undefined) out.tags = sortTags(p.tags);
-  if (p.attributes !== undefined) out.attributes = JSON.parse(JSON.stringify(p.attributes)) as Record<string, unknown>;
+  if (p.attributes !== undefined)
+    out.attributes = JSON.parse(JSON.stringify(p.attributes)) as Record<string, unknown>;
   return out;
 }
 
@@ -61,7 +80,10 @@ export class ModelStore {
     }
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
-    return { points: page, nextCursor: rows.length > q.limit && last ? encodeCursor(last.ts, idToKey(last.id)) : null };
+    return {
+      points: page,
+      nextCursor: rows.length > q.limit && last ? encodeCursor(last.ts, idToKey(last.id)) : null,
+    };
   }
 
   aggregate(q: AggregateQuery): AggregateBucket[] {

@@ -79,24 +79,28 @@ test('a fast loop of the default generator is strictly increasing and unique', (
 
 test('property: any clock sequence gives strictly increasing ids', () => {
   fc.assert(
-    fc.property(fc.array(fc.integer({ min: 0, max: 2 ** 48 - 2 }), { minLength: 1, maxLength: 50 }), fc.integer(), (clock, seed) => {
-      let i = 0;
-      let s = seed;
-      const gen = createUuidV7Generator({
-        now: () => clock[i++ % clock.length]!,
-        random: (b) => {
-          for (let k = 0; k < b.length; k++) b[k] = (s = (s * 1103515245 + 12345) | 0) & 0xff;
-        },
-      });
-      let prev = gen();
-      for (let k = 1; k < clock.length; k++) {
-        const next = gen();
-        if (!(prev < next)) return false;
-        if (!isUuidV7(next)) return false;
-        prev = next;
-      }
-      return true;
-    }),
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 2 ** 48 - 2 }), { minLength: 1, maxLength: 50 }),
+      fc.integer(),
+      (clock, seed) => {
+        let i = 0;
+        let s = seed;
+        const gen = createUuidV7Generator({
+          now: () => clock[i++ % clock.length]!,
+          random: (b) => {
+            for (let k = 0; k < b.length; k++) b[k] = (s = (s * 1103515245 + 12345) | 0) & 0xff;
+          },
+        });
+        let prev = gen();
+        for (let k = 1; k < clock.length; k++) {
+          const next = gen();
+          if (!(prev < next)) return false;
+          if (!isUuidV7(next)) return false;
+          prev = next;
+        }
+        return true;
+      },
+    ),
   );
 });
 
@@ -132,12 +136,16 @@ test('parseUuid / formatUuid round trip, 16 bytes', () => {
 
 test('byte order equals text order (what the engine index relies on)', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.uint8Array({ minLength: 16, maxLength: 16 }), (a, b) => {
-      const ta = formatUuid(a);
-      const tb = formatUuid(b);
-      const byBytes = Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b)));
-      const byText = ta < tb ? -1 : ta > tb ? 1 : 0;
-      return byBytes === byText;
-    }),
+    fc.property(
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      (a, b) => {
+        const ta = formatUuid(a);
+        const tb = formatUuid(b);
+        const byBytes = Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b)));
+        const byText = ta < tb ? -1 : ta > tb ? 1 : 0;
+        return byBytes === byText;
+      },
+    ),
   );
 });

@@ -4,7 +4,16 @@
 // crash leaves either all of a batch or none of it, and replaying committed entries after a
 // restart is harmless (indices at or below appliedIndex() are skipped).
 import Database from 'better-sqlite3';
-import { closeSync, copyFileSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { ApplyResult, DataStore } from '../data-store.js';
 import type {
@@ -18,7 +27,16 @@ import type {
   WriteOp,
 } from '../../tsdb/model.js';
 import { InvalidCommandError, InvalidQueryError } from './errors.js';
-import { compareIdKeys, decodeCursor, encodeCursor, idKeyAndCanonical, idToKey, keyToId, MAX_ID_BYTES, type IdKey } from './keys.js';
+import {
+  compareIdKeys,
+  decodeCursor,
+  encodeCursor,
+  idKeyAndCanonical,
+  idToKey,
+  keyToId,
+  MAX_ID_BYTES,
+  type IdKey,
+} from './keys.js';
 import { DDL, SCHEMA_VERSION } from './schema.js';
 
 export { InvalidCommandError, InvalidQueryError } from './errors.js';
@@ -85,7 +103,9 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 function checkId(id: unknown, where: string): string {
   if (typeof id !== 'string' || id.length === 0) {
-    throw new InvalidCommandError(`${where}: id must be a non-empty string; got ${id === '' ? 'an empty string' : typeof id}`);
+    throw new InvalidCommandError(
+      `${where}: id must be a non-empty string; got ${id === '' ? 'an empty string' : typeof id}`,
+    );
   }
   if (LONE_SURROGATE.test(id)) {
     // A lone surrogate would be stored as U+FFFD and never match again.
@@ -137,14 +157,21 @@ export class SqliteDataStore implements DataStore {
       db.pragma(`page_size = ${Math.trunc(this.opts.pageSize ?? DEFAULT_PAGE_SIZE)}`);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
-      db.pragma(`wal_autocheckpoint = ${Math.trunc(this.opts.walAutocheckpointPages ?? DEFAULT_WAL_AUTOCHECKPOINT_PAGES)}`);
+      db.pragma(
+        `wal_autocheckpoint = ${Math.trunc(this.opts.walAutocheckpointPages ?? DEFAULT_WAL_AUTOCHECKPOINT_PAGES)}`,
+      );
       db.pragma(`cache_size = ${-Math.trunc(this.opts.cacheSizeKiB ?? 32768)}`);
       db.exec(DDL);
-      const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as number | undefined;
+      const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as
+        number | undefined;
       if (version === undefined) {
-        db.prepare(`INSERT INTO meta(key, value) VALUES ('schema_version', ?), ('applied_index', 0)`).run(SCHEMA_VERSION);
+        db.prepare(`INSERT INTO meta(key, value) VALUES ('schema_version', ?), ('applied_index', 0)`).run(
+          SCHEMA_VERSION,
+        );
       } else if (version !== SCHEMA_VERSION) {
-        throw new Error(`${this.path}: data.db schema version ${version} is not the supported version ${SCHEMA_VERSION}`);
+        throw new Error(
+          `${this.path}: data.db schema version ${version} is not the supported version ${SCHEMA_VERSION}`,
+        );
       }
     } catch (e) {
       db.close();
@@ -158,20 +185,28 @@ export class SqliteDataStore implements DataStore {
   /** Reads everything cached in memory from the file (after open, restore, or a rolled-back batch). */
   private loadState(): void {
     const meta = new Map(
-      (this.db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: number }>).map((r) => [r.key, r.value]),
+      (this.db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: number }>).map(
+        (r) => [r.key, r.value],
+      ),
     );
     this.applied = meta.get('applied_index') ?? 0;
     this.base = meta.get('ts_base') ?? null;
     this.devicesByName.clear();
     this.deviceNames.clear();
-    for (const r of this.db.prepare('SELECT id, name FROM devices').iterate() as IterableIterator<{ id: number; name: string }>) {
+    for (const r of this.db.prepare('SELECT id, name FROM devices').iterate() as IterableIterator<{
+      id: number;
+      name: string;
+    }>) {
       this.devicesByName.set(r.name, r.id);
       this.deviceNames.set(r.id, r.name);
     }
     this.hasExtras = this.db.prepare('SELECT EXISTS (SELECT 1 FROM extras)').pluck().get() === 1;
     this.tagsetsByJson.clear();
     this.tagsetsById.clear();
-    for (const r of this.db.prepare('SELECT id, json FROM tagsets').iterate() as IterableIterator<{ id: number; json: string }>) {
+    for (const r of this.db.prepare('SELECT id, json FROM tagsets').iterate() as IterableIterator<{
+      id: number;
+      json: string;
+    }>) {
       this.tagsetsByJson.set(r.json, r.id);
       this.tagsetsById.set(r.id, Object.freeze(JSON.parse(r.json) as Record<string, string>));
     }
@@ -279,14 +314,19 @@ export class SqliteDataStore implements DataStore {
     }
     command.ops.forEach((op: WriteOp, i) => {
       const where = `${where0} ops[${i}]`;
-      if (op === null || typeof op !== 'object') throw new InvalidCommandError(`${where}: expected {op: "put"|"delete", ...}`);
+      if (op === null || typeof op !== 'object')
+        throw new InvalidCommandError(`${where}: expected {op: "put"|"delete", ...}`);
       if (op.op === 'delete') {
         checkId(op.id, where);
         return;
       }
-      if (op.op !== 'put') throw new InvalidCommandError(`${where}: op must be "put" or "delete"; got ${JSON.stringify((op as { op: unknown }).op)}`);
+      if (op.op !== 'put')
+        throw new InvalidCommandError(
+          `${where}: op must be "put" or "delete"; got ${JSON.stringify((op as { op: unknown }).op)}`,
+        );
       const p = op.point;
-      if (p === null || typeof p !== 'object') throw new InvalidCommandError(`${where}: put needs a point object`);
+      if (p === null || typeof p !== 'object')
+        throw new InvalidCommandError(`${where}: put needs a point object`);
       checkId(p.id, where);
       if (typeof p.deviceId !== 'string' || p.deviceId.length === 0) {
         throw new InvalidCommandError(`${where}: deviceId must be a non-empty string`);
@@ -298,23 +338,30 @@ export class SqliteDataStore implements DataStore {
         throw new InvalidCommandError(`${where}: deviceId is longer than ${MAX_DEVICE_ID_BYTES} bytes`);
       }
       if (!Number.isSafeInteger(p.ts)) {
-        throw new InvalidCommandError(`${where}: ts must be an integer number of microseconds within ±(2^53-1); got ${p.ts}`);
+        throw new InvalidCommandError(
+          `${where}: ts must be an integer number of microseconds within ±(2^53-1); got ${p.ts}`,
+        );
       }
       if (typeof p.value !== 'number' || !Number.isFinite(p.value)) {
         throw new InvalidCommandError(`${where}: value must be a finite number; got ${String(p.value)}`);
       }
       if (p.tags !== undefined) {
-        if (!isPlainObject(p.tags)) throw new InvalidCommandError(`${where}: tags must be an object of strings`);
+        if (!isPlainObject(p.tags))
+          throw new InvalidCommandError(`${where}: tags must be an object of strings`);
         for (const [k, v] of Object.entries(p.tags)) {
-          if (typeof v !== 'string') throw new InvalidCommandError(`${where}: tags.${k} must be a string; got ${typeof v}`);
+          if (typeof v !== 'string')
+            throw new InvalidCommandError(`${where}: tags.${k} must be a string; got ${typeof v}`);
         }
       }
       if (p.attributes !== undefined) {
-        if (!isPlainObject(p.attributes)) throw new InvalidCommandError(`${where}: attributes must be a JSON object`);
+        if (!isPlainObject(p.attributes))
+          throw new InvalidCommandError(`${where}: attributes must be a JSON object`);
         try {
           JSON.stringify(p.attributes);
         } catch (e) {
-          throw new InvalidCommandError(`${where}: attributes are not serializable as JSON (${(e as Error).message})`);
+          throw new InvalidCommandError(
+            `${where}: attributes are not serializable as JSON (${(e as Error).message})`,
+          );
         }
       }
     });
@@ -393,9 +440,11 @@ export class SqliteDataStore implements DataStore {
 
   applyBatch(batch: Array<{ index: number; command: Command | null }>): ApplyResult[] {
     this.checkOpen();
-    if (!Array.isArray(batch)) throw new InvalidCommandError('applyBatch expects an array of {index, command}');
+    if (!Array.isArray(batch))
+      throw new InvalidCommandError('applyBatch expects an array of {index, command}');
     batch.forEach((e, i) => {
-      if (e === null || typeof e !== 'object') throw new InvalidCommandError(`batch[${i}]: expected {index, command}`);
+      if (e === null || typeof e !== 'object')
+        throw new InvalidCommandError(`batch[${i}]: expected {index, command}`);
       this.validate(e.index, e.command, i);
     });
     try {
@@ -511,9 +560,14 @@ export class SqliteDataStore implements DataStore {
   }
 
   private checkRange(from: unknown, to: unknown): { from: number; to: number } {
-    for (const [name, v] of [['from', from], ['to', to]] as const) {
+    for (const [name, v] of [
+      ['from', from],
+      ['to', to],
+    ] as const) {
       if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v))) {
-        throw new InvalidQueryError(`${name} must be an integer number of microseconds within ±(2^53-1); got ${String(v)}`);
+        throw new InvalidQueryError(
+          `${name} must be an integer number of microseconds within ±(2^53-1); got ${String(v)}`,
+        );
       }
     }
     // 2^53 is exactly representable, so `to` = MAX_TS + 1 still excludes nothing.
@@ -521,21 +575,41 @@ export class SqliteDataStore implements DataStore {
   }
 
   private checkOrder(order: unknown): 'asc' | 'desc' {
-    if (order !== 'asc' && order !== 'desc') throw new InvalidQueryError(`order must be "asc" or "desc"; got ${JSON.stringify(order)}`);
+    if (order !== 'asc' && order !== 'desc')
+      throw new InvalidQueryError(`order must be "asc" or "desc"; got ${JSON.stringify(order)}`);
     return order;
   }
 
   /** Up to `limit` rows of one series strictly after `after` in the query order. */
-  private seriesPage(series: number, order: 'asc' | 'desc', from: number, to: number, after: { ts: number; key: IdKey } | null, limit: number, fixed = false): StoredRow[] {
+  private seriesPage(
+    series: number,
+    order: 'asc' | 'desc',
+    from: number,
+    to: number,
+    after: { ts: number; key: IdKey } | null,
+    limit: number,
+    fixed = false,
+  ): StoredRow[] {
     const s = this.stmts;
     if (fixed) {
       const st = s.fixedPage(order === 'asc' ? 'ASC' : 'DESC', after !== null, limit);
-      return (after === null ? st.all({ series, from, to }) : st.all({ series, from, to, cts: after.ts, cid: after.key })) as StoredRow[];
+      return (
+        after === null
+          ? st.all({ series, from, to })
+          : st.all({ series, from, to, cts: after.ts, cid: after.key })
+      ) as StoredRow[];
     }
     if (after === null) {
       return (order === 'asc' ? s.pageAsc : s.pageDesc).all({ series, from, to, limit }) as StoredRow[];
     }
-    return (order === 'asc' ? s.pageAscAfter : s.pageDescAfter).all({ series, from, to, limit, cts: after.ts, cid: after.key }) as StoredRow[];
+    return (order === 'asc' ? s.pageAscAfter : s.pageDescAfter).all({
+      series,
+      from,
+      to,
+      limit,
+      cts: after.ts,
+      cid: after.key,
+    }) as StoredRow[];
   }
 
   query(q: PointQuery): PointPage {
@@ -544,7 +618,8 @@ export class SqliteDataStore implements DataStore {
     const order = this.checkOrder(q.order);
     const limit = this.checkLimit(q.limit);
     const { from, to } = this.checkRange(q.from, q.to);
-    if (q.deviceId !== undefined && typeof q.deviceId !== 'string') throw new InvalidQueryError('deviceId must be a string');
+    if (q.deviceId !== undefined && typeof q.deviceId !== 'string')
+      throw new InvalidQueryError('deviceId must be a string');
     const after = q.cursor === undefined || q.cursor === null ? null : decodeCursor(q.cursor);
     if (from >= to) return { points: [], nextCursor: null };
 
@@ -570,10 +645,21 @@ export class SqliteDataStore implements DataStore {
    * (it would cost ~30 bytes per point); instead each page costs one seek per device plus the
    * rows it returns, and memory stays bounded by devices + want.
    */
-  private mergeSeries(order: 'asc' | 'desc', from: number, to: number, after: { ts: number; key: IdKey } | null, want: number): Array<{ row: StoredRow; series: number }> {
+  private mergeSeries(
+    order: 'asc' | 'desc',
+    from: number,
+    to: number,
+    after: { ts: number; key: IdKey } | null,
+    want: number,
+  ): Array<{ row: StoredRow; series: number }> {
     const sign = order === 'asc' ? 1 : -1;
     const cmp = (a: StoredRow, b: StoredRow) => sign * (a[0] - b[0] || compareIdKeys(a[1], b[1]));
-    interface Head { series: number; buf: StoredRow[]; pos: number; next: number }
+    interface Head {
+      series: number;
+      buf: StoredRow[];
+      pos: number;
+      next: number;
+    }
     const heap: Head[] = [];
     const less = (a: Head, b: Head) => cmp(a.buf[a.pos]!, b.buf[b.pos]!) < 0;
     const push = (h: Head) => {
@@ -640,10 +726,14 @@ export class SqliteDataStore implements DataStore {
     if (typeof q.deviceId !== 'string') throw new InvalidQueryError('deviceId must be a string');
     const bucket = q.bucket;
     if (typeof bucket !== 'number' || !Number.isSafeInteger(bucket) || bucket < 1) {
-      throw new InvalidQueryError(`bucket must be a positive integer number of microseconds; got ${String(bucket)}`);
+      throw new InvalidQueryError(
+        `bucket must be a positive integer number of microseconds; got ${String(bucket)}`,
+      );
     }
     if (!Array.isArray(q.fns) || q.fns.length === 0 || q.fns.some((f) => !AGGREGATE_FNS.includes(f))) {
-      throw new InvalidQueryError(`fns must be a non-empty list of ${AGGREGATE_FNS.join(', ')}; got ${JSON.stringify(q.fns)}`);
+      throw new InvalidQueryError(
+        `fns must be a non-empty list of ${AGGREGATE_FNS.join(', ')}; got ${JSON.stringify(q.fns)}`,
+      );
     }
     const series = this.devicesByName.get(q.deviceId);
     if (series === undefined || from >= to) return [];
@@ -661,7 +751,10 @@ export class SqliteDataStore implements DataStore {
       const end = start > hi - bucket ? hi : start + bucket;
       const bLo = Math.max(start, lo);
       const bHi = Math.min(end, hi);
-      const stats = s.bucketStats.get(series, bLo, bHi) as Record<'count' | 'sum' | 'avg' | 'min' | 'max', number | null>;
+      const stats = s.bucketStats.get(series, bLo, bHi) as Record<
+        'count' | 'sum' | 'avg' | 'min' | 'max',
+        number | null
+      >;
       const values: AggregateBucket['values'] = {};
       for (const fn of q.fns) {
         if (fn === 'first') values.first = s.firstValue.get(series, bLo, bHi) as number;
@@ -721,7 +814,9 @@ export class SqliteDataStore implements DataStore {
   private checkSnapshot(path: string): void {
     if (!existsSync(path)) throw new Error(`snapshot ${path} does not exist`);
     if (existsSync(`${path}-wal`)) {
-      throw new Error(`snapshot ${path} has a -wal file next to it; expected a single-file snapshot made by snapshotTo`);
+      throw new Error(
+        `snapshot ${path} has a -wal file next to it; expected a single-file snapshot made by snapshotTo`,
+      );
     }
     let db: Database.Database;
     try {
@@ -744,7 +839,9 @@ export class SqliteDataStore implements DataStore {
         version = undefined;
       }
       if (version !== SCHEMA_VERSION) {
-        throw new Error(`snapshot ${path} is not a TimeStore data snapshot of schema version ${SCHEMA_VERSION} (found ${String(version)})`);
+        throw new Error(
+          `snapshot ${path} is not a TimeStore data snapshot of schema version ${SCHEMA_VERSION} (found ${String(version)})`,
+        );
       }
     } finally {
       db.close();

@@ -23,7 +23,13 @@ const PAIRS = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 // Hand-rolled because it runs once per written point: a regex test plus Buffer.from(hex) of a
 // re-joined string cost about as much as a b-tree insert.
 function uuidBytes(s: string): Buffer | null {
-  if (s.length !== 36 || s.charCodeAt(8) !== 45 || s.charCodeAt(13) !== 45 || s.charCodeAt(18) !== 45 || s.charCodeAt(23) !== 45) {
+  if (
+    s.length !== 36 ||
+    s.charCodeAt(8) !== 45 ||
+    s.charCodeAt(13) !== 45 ||
+    s.charCodeAt(18) !== 45 ||
+    s.charCodeAt(23) !== 45
+  ) {
     return null;
   }
   const out = Buffer.allocUnsafe(16);
@@ -88,15 +94,23 @@ export function encodeCursor(ts: number, key: IdKey): string {
 export function decodeCursor(cursor: string): { ts: number; key: IdKey } {
   const shown = JSON.stringify(cursor.length > 80 ? cursor.slice(0, 80) + '…' : cursor);
   const bad = (why: string) =>
-    new InvalidQueryError(`cursor ${shown} is not valid (${why}); pass back the nextCursor of a previous page unchanged`);
-  if (typeof cursor !== 'string' || cursor.length === 0 || cursor.length > 400 || !/^[A-Za-z0-9_-]+$/.test(cursor)) {
+    new InvalidQueryError(
+      `cursor ${shown} is not valid (${why}); pass back the nextCursor of a previous page unchanged`,
+    );
+  if (
+    typeof cursor !== 'string' ||
+    cursor.length === 0 ||
+    cursor.length > 400 ||
+    !/^[A-Za-z0-9_-]+$/.test(cursor)
+  ) {
     throw bad('expected a non-empty base64url string');
   }
   const buf = Buffer.from(cursor, 'base64url');
   if (buf.length < 11) throw bad('too short');
   if (buf[0] !== CURSOR_VERSION) throw bad(`unknown version ${buf[0]}`);
   const big = buf.readBigInt64BE(1);
-  if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < -BigInt(Number.MAX_SAFE_INTEGER)) throw bad('timestamp out of range');
+  if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < -BigInt(Number.MAX_SAFE_INTEGER))
+    throw bad('timestamp out of range');
   const idBytes = buf.subarray(10);
   if (buf[9] === 1) {
     if (idBytes.length !== 16) throw bad('UUID key is not 16 bytes');
