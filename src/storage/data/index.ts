@@ -247,6 +247,17 @@ export class SqliteDataStore implements DataStore {
       if (st === undefined) fixedPages.set(key, (st = page(order, cursor, limit)));
       return st;
     };
+    // For each device, the ts of its first row after the cursor, in one statement: the
+    // all-devices merge then only reads rows of devices that reach the page.
+    const probe = (order: 'ASC' | 'DESC', cursor: boolean) =>
+      db
+        .prepare(
+          `SELECT d.id, (SELECT p.ts + ${b} FROM points p WHERE p.series = d.id` +
+            ` AND p.ts >= ${rel('@from')} AND p.ts < ${rel('@to')}` +
+            (cursor ? ` AND (p.ts, p.id) ${order === 'ASC' ? '>' : '<'} (${rel('@cts')}, @cid)` : '') +
+            ` ORDER BY p.ts ${order}, p.id ${order} LIMIT 1) FROM devices d`,
+        )
+        .raw();
     const bucketEdge = (order: 'ASC' | 'DESC') =>
       db
         .prepare(
@@ -280,6 +291,10 @@ export class SqliteDataStore implements DataStore {
       pageAscAfter: page('ASC', true),
       pageDescAfter: page('DESC', true),
       fixedPage,
+      probeAsc: probe('ASC', false),
+      probeDesc: probe('DESC', false),
+      probeAscAfter: probe('ASC', true),
+      probeDescAfter: probe('DESC', true),
       firstTs: bucketEdge('ASC'),
       lastTs: bucketEdge('DESC'),
       firstValue: firstLast('ASC'),
@@ -642,8 +657,9 @@ export class SqliteDataStore implements DataStore {
   /**
    * The next `want` rows across all devices in (ts, id) order: a k-way merge of per-device index
    * ranges. The table is clustered per device, so a global time order has no index of its own
-   * (it would cost ~30 bytes per point); instead each page costs one seek per device plus the
-   * rows it returns, and memory stays bounded by devices + want.
+   * (it would cost ~30 bytes per point); instead each page costs one probe statement that seeks
+   * once into every device (inside SQLite), plus reads of only the devices that reach the page.
+   * Memory stays bounded by devices + 4·want rows.
    */
   private mergeSeries(
     order: 'asc' | 'desc',
@@ -653,15 +669,26 @@ export class SqliteDataStore implements DataStore {
     want: number,
   ): Array<{ row: StoredRow; series: number }> {
     const sign = order === 'asc' ? 1 : -1;
-    const cmp = (a: StoredRow, b: StoredRow) => sign * (a[0] - b[0] || compareIdKeys(a[1], b[1]));
+    // A head is either a device's buffered rows, or (lazy) only the ts of its first row, known
+    // from the probe. A lazy head sorts before real rows of the same ts, so it is read before
+    // any row that could follow its own first row.
     interface Head {
       series: number;
       buf: StoredRow[];
       pos: number;
       next: number;
+      lazyTs: number | null;
     }
+    const less = (a: Head, b: Head): boolean => {
+      const ra = a.lazyTs === null ? a.buf[a.pos]! : null;
+      const rb = b.lazyTs === null ? b.buf[b.pos]! : null;
+      const ta = ra ? ra[0] : a.lazyTs!;
+      const tb = rb ? rb[0] : b.lazyTs!;
+      if (ta !== tb) return sign * (ta - tb) < 0;
+      if (!ra || !rb) return !ra && !!rb;
+      return sign * compareIdKeys(ra[1], rb[1]) < 0;
+    };
     const heap: Head[] = [];
-    const less = (a: Head, b: Head) => cmp(a.buf[a.pos]!, b.buf[b.pos]!) < 0;
     const push = (h: Head) => {
       heap.push(h);
       let i = heap.length - 1;
@@ -691,14 +718,29 @@ export class SqliteDataStore implements DataStore {
       }
       return top;
     };
-    // Start with one row per device: cheap when most devices have nothing in the range.
-    for (const series of this.deviceNames.keys()) {
-      const buf = this.seriesPage(series, order, from, to, after, 1, true);
-      if (buf.length > 0) push({ series, buf, pos: 0, next: 4 });
+    const s = this.stmts;
+    const probe =
+      after === null
+        ? (order === 'asc' ? s.probeAsc : s.probeDesc).all({ from, to })
+        : (order === 'asc' ? s.probeAscAfter : s.probeDescAfter).all({
+            from,
+            to,
+            cts: after.ts,
+            cid: after.key,
+          });
+    for (const [series, ts] of probe as Array<[number, number | null]>) {
+      if (ts !== null) push({ series, buf: [], pos: 0, next: 4, lazyTs: ts });
     }
     const out: Array<{ row: StoredRow; series: number }> = [];
     while (out.length < want && heap.length > 0) {
       const h = pop();
+      if (h.lazyTs !== null) {
+        h.lazyTs = null;
+        h.buf = this.seriesPage(h.series, order, from, to, after, 4, true);
+        h.next = 8;
+        if (h.buf.length > 0) push(h);
+        continue;
+      }
       const row = h.buf[h.pos++]!;
       out.push({ row, series: h.series });
       if (h.pos === h.buf.length) {
