@@ -217,7 +217,7 @@ export class RaftDriver implements RaftRpcHandler {
     if (process.env.TIMESTORE_RAFT_STATS === '1') {
       let prev = { ...this.stats };
       setInterval(() => {
-        const cur = { ...this.stats };
+        const cur = { ...this.stats, appendRequests: this.transport.merged, appendRttMs: this.transport.appendRttMs };
         const d = Object.fromEntries(
           Object.entries(cur).map(([k, v]) => [
             k,
@@ -225,7 +225,9 @@ export class RaftDriver implements RaftRpcHandler {
           ]),
         );
         prev = cur;
-        this.log.info({ ...d, role: this.role }, 'raft loop stats (per second)');
+        const reqs = (d as Record<string, number>).appendRequests ?? 0;
+        const rtt = reqs > 0 ? Math.round(((d as Record<string, number>).appendRttMs! / reqs) * 10) / 10 : 0;
+        this.log.info({ ...d, avgAppendRttMs: rtt, role: this.role }, 'raft loop stats (per second)');
       }, 1000).unref();
     }
     this.tickTimer = setInterval(() => {

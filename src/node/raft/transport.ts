@@ -177,8 +177,10 @@ export class RaftTransport {
   private readonly timeoutMs: number;
   private readonly log: Logger;
   private closed = false;
-  /** Append requests actually sent (after merging). */
+  /** Append requests actually sent (after merging), and their total round-trip time. */
   merged = 0;
+  appendRttMs = 0;
+  appendRtts = 0;
   private readonly appendWindow: number;
 
   constructor(private readonly opts: TransportOptions) {
@@ -257,7 +259,10 @@ export class RaftTransport {
           break;
         }
         case 'append': {
+          const t0 = performance.now();
           const body = await this.post(p, 'append', '/raft/append', appendToWire(m), this.timeoutMs);
+          this.appendRttMs += performance.now() - t0;
+          this.appendRtts++;
           const r = appendResponseSchema.parse(body);
           if (!r.ignored) this.opts.deliver(appendResponseFromWire(r, p.id, this.opts.selfId));
           break;
