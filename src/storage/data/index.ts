@@ -249,15 +249,14 @@ export class SqliteDataStore implements DataStore {
     };
     // For each device, the ts of its first row after the cursor, in one statement: the
     // all-devices merge then only reads rows of devices that reach the page.
-    const probe = (order: 'ASC' | 'DESC', cursor: boolean) =>
-      db
-        .prepare(
-          `SELECT d.id, (SELECT p.ts + ${b} FROM points p WHERE p.series = d.id` +
-            ` AND p.ts >= ${rel('@from')} AND p.ts < ${rel('@to')}` +
-            (cursor ? ` AND (p.ts, p.id) ${order === 'ASC' ? '>' : '<'} (${rel('@cts')}, @cid)` : '') +
-            ` ORDER BY p.ts ${order}, p.id ${order} LIMIT 1) FROM devices d`,
-        )
-        .raw();
+    const probe = (order: 'ASC' | 'DESC', cursor: boolean) => {
+      const first = (col: string) =>
+        `(SELECT ${col} FROM points p WHERE p.series = d.id` +
+        ` AND p.ts >= ${rel('@from')} AND p.ts < ${rel('@to')}` +
+        (cursor ? ` AND (p.ts, p.id) ${order === 'ASC' ? '>' : '<'} (${rel('@cts')}, @cid)` : '') +
+        ` ORDER BY p.ts ${order}, p.id ${order} LIMIT 1)`;
+      return db.prepare(`SELECT d.id, ${first(`p.ts + ${b}`)}, ${first('p.id')} FROM devices d`).raw();
+    };
     const bucketEdge = (order: 'ASC' | 'DESC') =>
       db
         .prepare(
@@ -669,24 +668,22 @@ export class SqliteDataStore implements DataStore {
     want: number,
   ): Array<{ row: StoredRow; series: number }> {
     const sign = order === 'asc' ? 1 : -1;
-    // A head is either a device's buffered rows, or (lazy) only the ts of its first row, known
-    // from the probe. A lazy head sorts before real rows of the same ts, so it is read before
-    // any row that could follow its own first row.
+    // A head is either a device's buffered rows, or (lazy) only the key of its first row, known
+    // from the probe; a lazy head's rows are read only when that key reaches the top.
     interface Head {
       series: number;
       buf: StoredRow[];
       pos: number;
       next: number;
-      lazyTs: number | null;
+      lazy: { ts: number; key: IdKey } | null;
     }
     const less = (a: Head, b: Head): boolean => {
-      const ra = a.lazyTs === null ? a.buf[a.pos]! : null;
-      const rb = b.lazyTs === null ? b.buf[b.pos]! : null;
-      const ta = ra ? ra[0] : a.lazyTs!;
-      const tb = rb ? rb[0] : b.lazyTs!;
+      const ra = a.lazy ?? a.buf[a.pos]!;
+      const rb = b.lazy ?? b.buf[b.pos]!;
+      const ta = Array.isArray(ra) ? ra[0] : ra.ts;
+      const tb = Array.isArray(rb) ? rb[0] : rb.ts;
       if (ta !== tb) return sign * (ta - tb) < 0;
-      if (!ra || !rb) return !ra && !!rb;
-      return sign * compareIdKeys(ra[1], rb[1]) < 0;
+      return sign * compareIdKeys(Array.isArray(ra) ? ra[1] : ra.key, Array.isArray(rb) ? rb[1] : rb.key) < 0;
     };
     const heap: Head[] = [];
     const push = (h: Head) => {
@@ -728,14 +725,14 @@ export class SqliteDataStore implements DataStore {
             cts: after.ts,
             cid: after.key,
           });
-    for (const [series, ts] of probe as Array<[number, number | null]>) {
-      if (ts !== null) push({ series, buf: [], pos: 0, next: 4, lazyTs: ts });
+    for (const [series, ts, key] of probe as Array<[number, number | null, IdKey | null]>) {
+      if (ts !== null && key !== null) push({ series, buf: [], pos: 0, next: 4, lazy: { ts, key } });
     }
     const out: Array<{ row: StoredRow; series: number }> = [];
     while (out.length < want && heap.length > 0) {
       const h = pop();
-      if (h.lazyTs !== null) {
-        h.lazyTs = null;
+      if (h.lazy !== null) {
+        h.lazy = null;
         h.buf = this.seriesPage(h.series, order, from, to, after, 4, true);
         h.next = 8;
         if (h.buf.length > 0) push(h);
