@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { runCampaign, runStaleReadDemo } from './campaign.js';
 import { closeAgent } from './http-client.js';
 
-after(() => closeAgent());
+after(async () => {
+  await closeAgent();
+  if (process.env.TIMESTORE_CHAOS_HANDLES === '1')
+    setTimeout(() => {
+      for (const h of (process as unknown as { _getActiveHandles(): Array<Record<string, unknown>> })._getActiveHandles())
+        console.error('handle', h.constructor && (h.constructor as { name: string }).name, h.remotePort ?? '', h.localPort ?? '', h.pid ?? '');
+    }, 5000).unref();
+});
 const log = process.env.TIMESTORE_CHAOS_LOG === '1' ? (l: string) => console.error(l) : undefined;
 const seed = Number(process.env.TIMESTORE_CHAOS_SEED ?? 20261122);
 

@@ -339,6 +339,16 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
       json('ndjson-bad-line', '{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1}\n{oops}\n', true, 'application/x-ndjson'),
     );
   }
+  if (op.path === '/raft/forward') {
+    // A well-formed forwarded command carrying a point the public API would reject.
+    const point = { id: '0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2', deviceId: 'fwd', ts: 1_767_225_600_000_000, value: 1 };
+    const deep = JSON.parse(deepJson(20, '{"a":', '}').replace(/\{"a":\}/, '{}'));
+    bodyMutations.push(
+      fc
+        .constantFrom<Record<string, Json>>({ id: 'not-a-uuid' }, { deviceId: 'x'.repeat(1000) }, { attributes: deep }, { tags: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`t${i}`, 'v'])) }, { ts: -(2 ** 52) })
+        .chain((patch) => json('peer-forward-invalid', JSON.stringify({ command: { ops: [{ op: 'put', point: { ...point, ...patch } }] } }))),
+    );
+  }
   const paramMutations: Array<fc.Arbitrary<FuzzRequest>> = [];
   if (op.queryParams.length) {
     paramMutations.push(
@@ -427,7 +437,8 @@ export function send(base: URL, r: FuzzRequest, timeoutMs = 30_000): Promise<Fuz
   });
 }
 
-/** What is wrong with a response, or null. */
+/** What is wrong with a response, or null. Problems prefixed "accepted:" are invalid input that
+ * was taken (2xx): a contract gap rather than a crash; the rest are hard failures. */
 export function judge(r: FuzzRequest, res: FuzzResponse): string | null {
   if (res.status === 0) {
     // The server may cut off a huge or slow upload after answering 413/408; anything else is suspicious.
@@ -447,7 +458,7 @@ export function judge(r: FuzzRequest, res: FuzzResponse): string | null {
     if (p?.status !== res.status) return `HTTP ${res.status}: problem.status is ${p?.status}`;
     if (typeof p?.title !== 'string') return `HTTP ${res.status}: problem without a title`;
   } else if (r.invalid) {
-    return `invalid input (${r.kind}) accepted with HTTP ${res.status}: ${res.body.slice(0, 200)}`;
+    return `accepted: invalid input (${r.kind}) accepted with HTTP ${res.status}: ${res.body.slice(0, 200)}`;
   }
   return null;
 }
@@ -477,11 +488,13 @@ export interface FuzzStats {
   byStatus: Record<string, number>;
   byOperation: Record<string, number>;
   stateChecks: number;
+  /** Certainly-invalid input answered with 2xx (by kind). */
+  accepted: Array<{ op: string; kind: string; url: string; bodyPrefix: string; problem: string }>;
   failures: Array<{ op: string; kind: string; method: string; url: string; bodyPrefix: string; problem: string }>;
 }
 
 export function newStats(): FuzzStats {
-  return { requests: 0, byKind: {}, byStatus: {}, byOperation: {}, stateChecks: 0, failures: [] };
+  return { requests: 0, byKind: {}, byStatus: {}, byOperation: {}, stateChecks: 0, accepted: [], failures: [] };
 }
 
 const inc = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
@@ -513,6 +526,11 @@ export async function fuzzNode(opts: FuzzOptions): Promise<FuzzStats> {
   const stats = newStats();
   const maxFailures = opts.maxFailures ?? 50;
   const record = (op: Operation, r: FuzzRequest, problem: string) => {
+    if (problem.startsWith('accepted: ')) {
+      if (stats.accepted.length < maxFailures)
+        stats.accepted.push({ op: `${op.method.toUpperCase()} ${op.path}`, kind: r.kind, url: r.url.slice(0, 200), bodyPrefix: (r.body ?? Buffer.alloc(0)).subarray(0, 200).toString('utf8'), problem: problem.slice(10) });
+      return;
+    }
     if (stats.failures.length < maxFailures)
       stats.failures.push({ op: `${op.method.toUpperCase()} ${op.path}`, kind: r.kind, method: r.method, url: r.url.slice(0, 200), bodyPrefix: (r.body ?? Buffer.alloc(0)).subarray(0, 200).toString('utf8'), problem });
   };
@@ -520,7 +538,10 @@ export async function fuzzNode(opts: FuzzOptions): Promise<FuzzStats> {
     if (op.path === '/swagger') continue; // static UI assets
     const name = `${op.method.toUpperCase()} ${op.path}`;
     opts.log?.(`fuzzing ${name} (${op.source})`);
-    const exec = async (r: FuzzRequest) => {
+    const exec = async (r0: FuzzRequest) => {
+      // Peer endpoints: many ignore their body, so entry-shaped junk is not "certainly invalid";
+      // but nothing sent to them by the fuzzer may change the stored data.
+      const r = op.source === 'peer' && r0.kind !== 'peer-forward-invalid' ? { ...r0, invalid: false } : r0;
       const before = r.invalid || op.mutating ? await fingerprint(base) : null;
       const res = await send(base, r);
       stats.requests++;
@@ -530,10 +551,11 @@ export async function fuzzNode(opts: FuzzOptions): Promise<FuzzStats> {
       const problem = judge(r, res);
       if (problem) record(op, r, problem);
       // Rejected input must not change anything.
-      if (before && res.status >= 400 && res.status < 500) {
+      if (before && ((res.status >= 400 && res.status < 500) || (op.source === 'peer' && r.kind !== 'peer-forward-invalid'))) {
         stats.stateChecks++;
         const after = await fingerprint(base);
-        if (after.hash !== before.hash) record(op, r, `state changed by a rejected request (HTTP ${res.status}): ${before.count} → ${after.count} entries`);
+        if (after.hash !== before.hash)
+          record(op, r, `state changed by a ${res.status >= 400 ? 'rejected ' : 'peer '}request (HTTP ${res.status}): ${before.count} → ${after.count} entries`);
       }
       if (res.status === 0 || res.status >= 500) {
         if (!(await livez(base))) {

@@ -1,0 +1,69 @@
+// Bad-input fuzzing of a real node (a one-member Raft cluster, so the peer endpoints are mounted),
+// driven from its /openapi.json. Hard rules: never a 5xx, never a crash (/livez answers), every 4xx
+// is problem+json, rejected input changes nothing, peer endpoints never change data.
+// Known gaps found by the fuzzer are listed in KNOWN and reported by `todo` tests (they run and
+// show up in the output without failing CI); docs/RELIABILITY.md describes them.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { freePort, startNodeProcess, type NodeProcess } from '../helpers/index.js';
+import { fuzzNode, slowBodies, type FuzzStats } from './openapi-fuzz.js';
+
+/** Failures that are known bugs in the node (not in this test), matched on "op [kind] problem". */
+const KNOWN: Array<{ re: RegExp; what: string }> = [
+  {
+    re: /^POST \/raft\/forward \[peer-forward-invalid\] HTTP 500/,
+    what: 'POST /raft/forward validates points more loosely than the engine: a 300-byte deviceId is committed to the Raft log, applied as a no-op, and answered with HTTP 500',
+  },
+  {
+    re: /^GET .*HTTP 503: .*cursor/,
+    what: 'a read with a malformed cursor and consistency=linearizable|leader is retried until the read timeout (10 s) and answered 503 instead of 400 (the engine\'s InvalidQueryError thrown inside the retry loop of the replicated read is treated as transient)',
+  },
+];
+
+let node: NodeProcess;
+let stats: FuzzStats;
+let slow: { requests: number; failures: string[] };
+const runsGenerated = Number(process.env.TIMESTORE_FUZZ_GENERATED ?? 15);
+const runsMutated = Number(process.env.TIMESTORE_FUZZ_MUTATED ?? 30);
+const seed = Number(process.env.TIMESTORE_FUZZ_SEED ?? 1122);
+
+describe('fuzzing a node from its OpenAPI document', { timeout: 900_000 }, () => {
+  before(async () => {
+    const port = await freePort();
+    node = await startNodeProcess({ port, args: ['--peers', `n1=http://127.0.0.1:${port}`], env: { TIMESTORE_TEST_LOG_LEVEL: 'warn' } });
+    stats = await fuzzNode({ baseUrl: node.url, runsGenerated, runsMutated, maxBodyBytes: 4 * 1024 * 1024, seed });
+    slow = await slowBodies(node.url);
+    console.log(
+      `fuzz: ${stats.requests + slow.requests} requests, ${stats.stateChecks} state checks, by status ${JSON.stringify(stats.byStatus)}, ` +
+        `failures ${stats.failures.length}, invalid input accepted ${stats.accepted.length}`,
+    );
+  });
+  after(async () => {
+    if (node?.proc.running) await node.stop();
+  });
+
+  const failures = () => stats.failures.map((f) => `${f.op} [${f.kind}] ${f.problem}`);
+
+  test('every operation of the document and every peer endpoint was exercised', () => {
+    for (const op of ['POST /api/timeseries', 'GET /api/timeseries', 'GET /api/timeseries/device/{deviceId}', 'POST /raft/append', 'POST /raft/vote'])
+      assert.ok((stats.byOperation[op] ?? 0) > 0, `${op} not fuzzed`);
+    assert.ok(stats.stateChecks > 0);
+  });
+
+  test('no 5xx, no crash, problem+json on every 4xx, rejected input changes nothing', () => {
+    const unknown = failures().filter((f) => !KNOWN.some((k) => k.re.test(f)));
+    assert.deepEqual(unknown, []);
+    assert.deepEqual(slow.failures, []);
+    assert.equal(node.proc.running, true, node.describe());
+  });
+
+  for (const k of KNOWN) {
+    test(`known bug: ${k.what}`, { todo: 'a bug in the node, reported; see docs/RELIABILITY.md' }, () => {
+      assert.deepEqual(failures().filter((f) => k.re.test(f)), []);
+    });
+  }
+
+  test('certainly-invalid input is rejected (not taken with 2xx)', { todo: 'invalid UTF-8 in JSON strings is accepted (decoded to U+FFFD); see docs/RELIABILITY.md' }, () => {
+    assert.deepEqual(stats.accepted.map((a) => `${a.op} [${a.kind}] ${a.bodyPrefix.slice(0, 80)}`), []);
+  });
+});
