@@ -177,6 +177,8 @@ export interface RaftBugs {
   truncateOnNonConflictingAppend?: boolean;
   /** Serve ReadIndex with the leader's commit index before its own-term no-op has committed. */
   readIndexBeforeNoopCommit?: boolean;
+  /** Lease reads trust leadership without a quorum of recent answers (only CheckQuorum's step-down). */
+  leaseWithoutQuorum?: boolean;
 }
 
 export type ProposalError =

@@ -115,3 +115,12 @@ test('planted bug: truncating on a non-conflicting append loses committed entrie
 test('planted bug: serving ReadIndex before the no-op commits returns stale reads', (t) => {
   expectCaught(t, 'readIndexBeforeNoopCommit', 100, /linearizability/, { nodes: 5, faultTicks: 300 });
 });
+
+test('planted bug: lease reads without a quorum of recent answers return stale reads', (t) => {
+  expectCaught(t, 'leaseWithoutQuorum', 300, /linearizability/, {
+    nodes: 3,
+    faultTicks: 300,
+    knobs: { checkQuorum: true, readOnly: 'lease' },
+    profile: { read: 1, partition: 0.1 },
+  });
+});
