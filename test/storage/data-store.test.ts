@@ -579,6 +579,25 @@ test(
 );
 
 test(
+  'a second snapshot to the same path replaces the first whole',
+  withStore(async (s, dir) => {
+    const snap = join(dir, 'snap.db');
+    s.applyBatch([{ index: 1, command: cmd(put(pt(1))) }]);
+    assert.equal((await s.snapshotTo(snap)).index, 1);
+    s.applyBatch([{ index: 2, command: cmd(put(pt(2)), del(uid(1))) }]);
+    assert.equal((await s.snapshotTo(snap)).index, 2);
+    const other = openDataStore(join(dir, 'other.db'));
+    try {
+      other.restoreFrom(snap);
+      assert.equal(other.appliedIndex(), 2);
+      assert.deepEqual(other.query({ order: 'asc', limit: 10 }).points, [pt(2)]);
+    } finally {
+      other.close();
+    }
+  }),
+);
+
+test(
   'restore refuses files that are not data snapshots and keeps the store intact',
   withStore((s, dir) => {
     s.applyBatch([{ index: 1, command: cmd(put(pt(1))) }]);
