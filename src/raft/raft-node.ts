@@ -156,8 +156,14 @@ export class RaftNode implements RaftNodeApi {
     const reason = validateConfChange(this.membership, change);
     if (reason) return { ok: false, error: { code: 'Rejected', reason } };
     if (change.type === 'promote') {
+      // Promoting a learner that is far behind would stall commits until it catches up. Under
+      // steady writes a healthy learner trails by what is in flight, so allow one window of lag.
       const pr = this.prs.get(change.nodeId);
-      if (!pr || pr.match < this.log.committed) {
+      const caughtUp =
+        pr !== undefined &&
+        (pr.match >= this.log.committed ||
+          (pr.state === 'replicate' && this.log.committed - pr.match <= this.cfg.maxInflightMsgs));
+      if (!caughtUp) {
         return {
           ok: false,
           error: { code: 'Rejected', reason: `learner ${change.nodeId} has not caught up yet` },
