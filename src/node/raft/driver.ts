@@ -86,6 +86,8 @@ export interface DriverOptions {
   snapshotCatchUpEntries?: number;
   maxSizePerMsg?: number;
   maxInflightMsgs?: number;
+  /** Let a leader send appends while it fsyncs (default true; TIMESTORE_RAFT_PARALLEL_PERSIST=0 turns it off). */
+  parallelLeaderPersist?: boolean;
   logger?: Logger;
   rpcTimeoutMs?: number;
 }
@@ -217,7 +219,11 @@ export class RaftDriver implements RaftRpcHandler {
     if (process.env.TIMESTORE_RAFT_STATS === '1') {
       let prev = { ...this.stats };
       setInterval(() => {
-        const cur = { ...this.stats, appendRequests: this.transport.merged, appendRttMs: this.transport.appendRttMs };
+        const cur = {
+          ...this.stats,
+          appendRequests: this.transport.merged,
+          appendRttMs: this.transport.appendRttMs,
+        };
         const d = Object.fromEntries(
           Object.entries(cur).map(([k, v]) => [
             k,
@@ -596,6 +602,25 @@ export class RaftDriver implements RaftRpcHandler {
     }
 
     // 2. Durable state: one transaction, one fsync.
+    //    A leader's appends may leave before its own fsync (Raft thesis §10.2.1) when they depend on
+    //    nothing new in this Ready's hard state (same term and vote as already on disk): the leader
+    //    counts itself towards a commit only when a follower's answer is stepped, and that happens
+    //    in a later loop turn, after this synchronous persist. Everything else waits for the fsync.
+    let rest = rd.messages;
+    const persisted = this.raftLog.hardState();
+    if (
+      this.opts.parallelLeaderPersist !== false &&
+      ss.role === 'Leader' &&
+      !rd.snapshot &&
+      rd.entries.length > 0 &&
+      (!rd.hardState || (rd.hardState.term === persisted.term && rd.hardState.vote === persisted.vote))
+    ) {
+      const early = rd.messages.filter((m) => m.type === 'append');
+      if (early.length > 0) {
+        rest = rd.messages.filter((m) => m.type !== 'append');
+        this.transport.send(early);
+      }
+    }
     const tp = performance.now();
     this.raftLog.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
     this.stats.persistMs += performance.now() - tp;
@@ -613,9 +638,9 @@ export class RaftDriver implements RaftRpcHandler {
     if (rd.snapshot || rd.entries.some((e) => e.kind === 'config')) this.refreshAddresses();
 
     // 3. Messages (after persisting).
-    if (rd.messages.length > 0) {
+    if (rest.length > 0) {
       const out: Message[] = [];
-      for (const m of rd.messages) {
+      for (const m of rest) {
         const q = this.rpcWaiters.get(`${m.to}|${m.type}`);
         const r = q?.shift();
         if (r) r(m);

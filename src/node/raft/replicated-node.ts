@@ -84,6 +84,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     electionTimeoutMs: config.electionTimeoutMs,
     heartbeatMs: config.heartbeatMs,
     addressHints: hints,
+    parallelLeaderPersist: process.env.TIMESTORE_RAFT_PARALLEL_PERSIST !== '0',
     snapshotThreshold: deps.snapshotThreshold ?? envInt('TIMESTORE_SNAPSHOT_ENTRIES') ?? 10_000,
     snapshotCatchUpEntries:
       deps.snapshotCatchUpEntries ?? envInt('TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES') ?? 1_000,

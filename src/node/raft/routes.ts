@@ -10,11 +10,9 @@ import { ProposalFailedError, type RaftDriver } from './driver.js';
 import type { ReplicatedService } from './replicated-service.js';
 import { PeerError, problem, type Logger, silentLogger } from './transport.js';
 
-const nodeIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
-    error: 'expected a node id (letters, digits, ".", "_", "-")',
-  });
+const nodeIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
+  error: 'expected a node id (letters, digits, ".", "_", "-")',
+});
 const urlSchema = z
   .string()
   .refine(
