@@ -7,14 +7,23 @@ import assert from 'node:assert/strict';
 import { runCampaign, runStaleReadDemo } from './campaign.js';
 import { closeAgent } from './http-client.js';
 
-after(async () => {
-  await closeAgent();
-  if (process.env.TIMESTORE_CHAOS_HANDLES === '1')
-    setTimeout(() => {
-      for (const h of (process as unknown as { _getActiveHandles(): Array<Record<string, unknown>> })._getActiveHandles())
-        console.error('handle', h.constructor && (h.constructor as { name: string }).name, h.remotePort ?? '', h.localPort ?? '', h.pid ?? '');
-    }, 5000).unref();
+after(() => closeAgent());
+// After many child processes were SIGKILLed, Node 20 can spin forever in its exit-time handle
+// cleanup (Environment::CleanupHandles, on already-destroyed pipe handles of the dead children).
+// Once the event loop is empty and the results are reported, leave through process.exit()
+// (which keeps process.exitCode, so a failure still fails).
+let exiting = false;
+process.on('beforeExit', () => {
+  if (exiting) return;
+  exiting = true;
+  setTimeout(() => process.exit(), 1000);
 });
+if (process.env.TIMESTORE_CHAOS_HANDLES === '1')
+  process.on('beforeExit', () => {
+    const p = process as unknown as { _getActiveHandles(): Array<Record<string, unknown>>; _getActiveRequests(): Array<Record<string, unknown>> };
+    for (const h of p._getActiveHandles()) console.error('handle', (h.constructor as { name: string }).name, h.remotePort ?? '', h.localPort ?? '', h.destroyed ?? '');
+    for (const r of p._getActiveRequests()) console.error('request', (r.constructor as { name: string }).name);
+  });
 const log = process.env.TIMESTORE_CHAOS_LOG === '1' ? (l: string) => console.error(l) : undefined;
 const seed = Number(process.env.TIMESTORE_CHAOS_SEED ?? 20261122);
 
