@@ -2,6 +2,8 @@
 // catch-up through a snapshot after the data directory was wiped.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { eventually, get } from '../helpers/index.js';
 import { Cluster, WriteLoad, missingOn, writeOne } from './harness.js';
 
@@ -87,6 +89,30 @@ test('a node whose data directory was wiped catches up through a snapshot', asyn
   assert.match(victim.output(), /snapshot installed/);
   const st = await victim.status();
   assert.ok(st.snapshotIndex > 0, JSON.stringify(st));
+  const missing = await missingOn(victim, load.acked());
+  assert.deepEqual(missing, [], `${victim.id} lacks ${missing.length} acknowledged writes`);
+});
+
+test('a node whose data.db was lost (raft.db kept) restores its own snapshot and catches up', async () => {
+  const c = await Cluster.start({
+    env: { TIMESTORE_SNAPSHOT_ENTRIES: '100', TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: '10' },
+  });
+  clusters.push(c);
+  const load = new WriteLoad(() => c.live(), 4, 0);
+  await load.waitAcked(300);
+  const victim = (await c.followers())[0]!;
+  await eventually(
+    async () => (await victim.status()).snapshotIndex > 0,
+    `${victim.id} to take a snapshot`,
+    60_000,
+  );
+  await victim.stop();
+  for (const f of ['data.db', 'data.db-wal', 'data.db-shm']) rmSync(join(victim.dataDir, f), { force: true });
+  await victim.start();
+  await load.waitAcked(50);
+  await load.stop();
+  await c.converge(c.nodes);
+  assert.match(victim.output(), /restored the local snapshot/);
   const missing = await missingOn(victim, load.acked());
   assert.deepEqual(missing, [], `${victim.id} lacks ${missing.length} acknowledged writes`);
 });

@@ -9,6 +9,7 @@
 // Log compaction: when the log grows past a threshold, data.db is snapshotted online
 // (DataStore.snapshotTo) and raft.db is compacted up to the snapshot.
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -169,6 +170,20 @@ export class RaftDriver implements RaftRpcHandler {
 
     this.applied = this.data.appliedIndex();
     const snapIdx = this.raftLog.snapshotMeta().index;
+    const local = this.latestSnapshotFile();
+    if (this.applied < snapIdx && local && local.index >= snapIdx) {
+      // data.db lost entries that raft.db no longer has (e.g. data.db was deleted): start again
+      // from this node's own snapshot; the log after it is re-applied.
+      const copy = join(this.snapDir, `restore-${process.pid}.db`);
+      copyFileSync(local.path, copy);
+      this.data.restoreFrom(copy);
+      rmSync(copy, { force: true });
+      this.log.warn(
+        { from: this.applied, to: this.data.appliedIndex() },
+        'data.db was behind raft.db: restored the local snapshot',
+      );
+      this.applied = this.data.appliedIndex();
+    }
     if (this.applied < snapIdx) {
       throw new Error(
         `data.db is at index ${this.applied}, older than raft.db's snapshot ${snapIdx}: data.db was replaced or lost`,
