@@ -3,6 +3,7 @@ import { formatFlagHelp, nodeFlagSpecs, parseNodeArgs } from '../../src/node/con
 import { exitOnSignals } from '../../src/node/http-server.js';
 import { startNode } from '../../src/node/start.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { startTracing } from '../../src/observability/tracing.js';
 import type { Subcommand } from './types.js';
 
 const help = `Usage: timestore node [flags]
@@ -43,8 +44,11 @@ export const nodeCommand: Subcommand = {
       logger.fatal({ err }, 'unhandled promise rejection; exiting');
       process.exit(1);
     });
+    // OpenTelemetry, from the standard OTEL_* environment (off when unset); once per process.
+    const tracing = await startTracing({ serviceName: 'timestore', serviceInstanceId: config.id });
+    if (tracing.enabled) logger.info({ event: 'otel.start' }, 'OpenTelemetry trace export on');
     const node = await startNode(config, { logger });
-    exitOnSignals(() => node.close(), logger);
+    exitOnSignals(() => node.close().finally(() => tracing.shutdown()), logger);
     // Keep running: the signal handler exits the process.
     return new Promise<number>(() => {});
   },

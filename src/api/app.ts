@@ -6,6 +6,7 @@ import swaggerUi from 'swagger-ui-express';
 import type { Logger } from 'pino';
 import type { TimeStoreService } from '../node/service.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { countRejection, type ApiMetrics } from './metrics.js';
 import { buildOpenApiDocument, type OpenApiPathItem } from './openapi.js';
 import { requestContext } from './request-context.js';
 import { healthRouter } from './routes/health.js';
@@ -45,6 +46,8 @@ export interface CreateAppOptions {
   openapiPaths?: Record<string, OpenApiPathItem>;
   /** Called when each response finishes (metrics hook). */
   onResponse?: (info: ResponseInfo) => void;
+  /** Counters of ingested points and rejected inputs (e.g. createMetrics().api); none by default. */
+  metrics?: ApiMetrics;
 }
 
 export function createApp(opts: CreateAppOptions): express.Express {
@@ -71,13 +74,20 @@ export function createApp(opts: CreateAppOptions): express.Express {
       };
       opts.logger?.debug(info, 'request');
       opts.onResponse?.(info);
+      if (opts.metrics) countRejection(opts.metrics, res);
     });
     next();
   });
 
   for (const mw of opts.middleware ?? []) app.use(mw);
 
-  app.use(timeseriesRouter({ service: opts.service, maxBodyBytes }));
+  app.use(
+    timeseriesRouter({
+      service: opts.service,
+      maxBodyBytes,
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    }),
+  );
 
   const doc = buildOpenApiDocument({
     version,

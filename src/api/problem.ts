@@ -115,5 +115,6 @@ export function sendProblem(res: Response, problem: Problem, headers: Record<str
     ...(requestId ? { requestId } : {}),
   };
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  res.locals.problemType = problem.type; // for the rejected-inputs counter (src/api/metrics.ts)
   res.status(problem.status).type('application/problem+json').send(JSON.stringify(body));
 }

@@ -12,6 +12,7 @@ import { openDataStore } from '../storage/data/index.js';
 import { ConfigError, type NodeConfig } from './config.js';
 import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
+import { createNodeObservability, type NodeObservability } from './observability.js';
 import { createReplicatedNode, type ReplicatedNode } from './raft/replicated-node.js';
 import type { TimeStoreService } from './service.js';
 
@@ -46,7 +47,11 @@ type ClosableService = TimeStoreService & { close(): Promise<void> };
  * The one place that decides how this node reaches consensus: a single-node cluster of its own, or
  * with --peers or --join a Raft member (src/node/raft).
  */
-function createService(config: NodeConfig, store: DataStore, logger?: Logger): { service: ClosableService; raft?: ReplicatedNode } {
+function createService(
+  config: NodeConfig,
+  store: DataStore,
+  logger?: Logger,
+): { service: ClosableService; raft?: ReplicatedNode } {
   if (config.peers || config.join) {
     const raft = createReplicatedNode(config, { data: store, ...(logger ? { logger } : {}) });
     return { service: raft.service, raft };
@@ -61,15 +66,27 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   let service: ClosableService;
   let raft: ReplicatedNode | undefined;
   let http: HttpServerHandle;
+  let obs: NodeObservability | undefined;
   try {
     ({ service, raft } = createService(config, store, logger));
+    const version = opts.version ?? packageVersion();
+    obs = createNodeObservability({
+      config,
+      store,
+      version,
+      ...(raft ? { raft } : {}),
+      ...(logger ? { logger } : {}),
+    });
     const app = createApp({
       service,
       nodeId: config.id,
-      version: opts.version ?? packageVersion(),
+      version,
       maxBodyBytes: config.maxBodyBytes,
       ...(logger ? { logger } : {}),
-      extraRouters: [...(raft?.routers ?? []), ...(opts.extraRouters ?? [])],
+      metrics: obs.metrics.api,
+      middleware: obs.middleware,
+      openapiPaths: obs.openapiPaths,
+      extraRouters: [...obs.routers, ...(raft?.routers ?? []), ...(opts.extraRouters ?? [])],
     });
     http = await listen(app, {
       host: config.listen.host,
@@ -85,6 +102,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       throw err;
     });
     raft?.start();
+    obs.started();
     logger?.info(
       { url: http.url, dataDir: config.dataDir, appliedIndex: store.appliedIndex(), points: store.count() },
       'node listening',
@@ -94,6 +112,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     const close = () =>
       (closing ??= (async () => {
         await raft?.prepareShutdown(); // a leader hands leadership over while HTTP still serves
+        await obs?.close(); // probes fail with `stopping`; the leader label goes to follower
         await http.close(opts.shutdownGraceMs ?? 10_000);
         await service.close();
         store.close();
@@ -101,6 +120,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       })());
     return { config, url: http.url, port: http.port, app, http, service, store, close };
   } catch (err) {
+    await obs?.close();
     store.close();
     throw err;
   }

@@ -24,6 +24,7 @@ import {
 } from '../../tsdb/schemas.js';
 import { uuidv7 } from '../../tsdb/uuidv7.js';
 import { entryBody } from '../body.js';
+import type { ApiMetrics } from '../metrics.js';
 import { fieldPath, HttpProblem, zodFieldErrors } from '../problem.js';
 import { clientSignal, requestIdOf } from '../request-context.js';
 import { decodeAggregateCursor, encodeAggregateCursor, setNextPage } from '../paging.js';
@@ -34,9 +35,10 @@ const entryFields = Object.keys(entryInputSchema.shape);
 export interface TimeseriesRouterOptions {
   service: TimeStoreService;
   maxBodyBytes: number;
+  metrics?: ApiMetrics;
 }
 
-export function timeseriesRouter({ service, maxBodyBytes }: TimeseriesRouterOptions): Router {
+export function timeseriesRouter({ service, maxBodyBytes, metrics }: TimeseriesRouterOptions): Router {
   const router = Router();
 
   router
@@ -48,6 +50,7 @@ export function timeseriesRouter({ service, maxBodyBytes }: TimeseriesRouterOpti
       const ops: WriteOp[] = points.map((point) => ({ op: 'put', point }));
       const command: Command = { requestId: requestIdOf(res), ops };
       const result = await service.write(command, { signal: clientSignal(res) });
+      metrics?.ingestedPoints.inc({ format: res.locals.bodyKind as string }, points.length);
       // The stored points, as the engine returned them; ours if it returned none (same content).
       const stored = (result.points.length === points.length ? result.points : points).map(pointToEntry);
       if (single) {

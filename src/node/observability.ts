@@ -1,0 +1,274 @@
+// Observability of one node, built and bound in one place (docs/OBSERVABILITY.md): Prometheus
+// metrics (GET /metrics) fed from the Raft driver's status and the data directory, health probes
+// (/livez here; /readyz and /readyz/leader come from the Raft node when there is one), request
+// logs, tracing middleware and trace propagation on requests to peers, Raft event logs and the
+// Kubernetes leader label. startNode calls createNodeObservability once and passes the pieces to
+// createApp; tracing itself (the OpenTelemetry SDK) is started once per process by the CLI.
+//
+// Requests to peers (ReplicatedService forwarding a write, asking the leader for a read index) go
+// through undici; they are observed through undici's diagnostics channels, which run synchronously
+// in the caller's async context: the forward gets its CLIENT span and a `traceparent`, and is
+// counted in timestore_forwarded_writes_total, without touching the Raft code.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { pino, type Logger } from 'pino';
+import { context, trace, type Span } from '@opentelemetry/api';
+import type { ExtraRouter, OpenApiPathItem } from '../api/index.js';
+import {
+  bindRaftStatus,
+  bindStorageSizes,
+  cachedValue,
+  createLeaderLabeler,
+  createMetrics,
+  createRaftEventLogger,
+  injectTraceHeaders,
+  metricsRouter,
+  probesOpenApiPaths,
+  probesRouter,
+  recordError,
+  requestLogger,
+  requestMetricsMiddleware,
+  SpanKind,
+  statStorageSizes,
+  tracer,
+  tracingMiddleware,
+  type LeaderLabeler,
+  type Metrics,
+  type NodePhase,
+} from '../observability/index.js';
+import type { DataStore } from '../storage/data-store.js';
+import type { NodeConfig } from './config.js';
+import type { ReplicatedNode } from './raft/replicated-node.js';
+
+export interface NodeObservabilityOptions {
+  config: NodeConfig;
+  store: DataStore;
+  /** The Raft member, when the node has one (--peers / --join). */
+  raft?: ReplicatedNode;
+  logger?: Logger;
+  version: string;
+  /** How often timestore_storage_points recounts (a full count(*) in SQLite); default 60 s. */
+  pointsTtlMs?: number;
+}
+
+export interface NodeObservability {
+  metrics: Metrics;
+  /** For createApp's `middleware` (tracing, request metrics, request logs, peer-request scope). */
+  middleware: RequestHandler[];
+  /** For createApp's `extraRouters`: GET /metrics and the probes this node does not get elsewhere. */
+  routers: ExtraRouter[];
+  openapiPaths: Record<string, OpenApiPathItem>;
+  /** The node listens and its Raft loop runs: readiness may pass. */
+  started(): void;
+  /** Shutdown: probes fail with `stopping`, the leader label goes to follower; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Paths that are not logged at info, one line per request: probes, scrapes and Raft peer traffic. */
+const QUIET_PATHS = [
+  '/livez',
+  '/readyz',
+  '/readyz/leader',
+  '/metrics',
+  '/raft/append',
+  '/raft/vote',
+  '/raft/message',
+  '/raft/timeout-now',
+  '/raft/status',
+  '/raft/read-index',
+  '/raft/commit-index',
+  '/raft/snapshot/status',
+  '/raft/snapshot/chunk',
+];
+
+export function createNodeObservability(opts: NodeObservabilityOptions): NodeObservability {
+  const { config, store, raft } = opts;
+  const log = opts.logger ?? pino({ level: 'silent' });
+  const metrics = createMetrics(undefined, { version: opts.version });
+  const points = cachedValue(() => store.count(), opts.pointsTtlMs ?? 60_000);
+  bindStorageSizes(metrics, () => ({ ...statStorageSizes(config.dataDir), points: points() }));
+
+  let phase: NodePhase = 'starting';
+  let labeler: LeaderLabeler | null = null;
+  let offChange: (() => void) | null = null;
+  let stopProbes: () => void = () => {};
+  const routers: ExtraRouter[] = [metricsRouter(metrics)];
+
+  if (raft) {
+    const driver = raft.driver;
+    const raftStatus = () => {
+      const st = driver.status();
+      const info = driver.storageInfo();
+      return {
+        ...st,
+        appliedIndex: driver.appliedIndex(),
+        firstIndex: info.firstIndex,
+        snapshotIndex: info.snapshotIndex,
+      };
+    };
+    const raftMetrics = bindRaftStatus(metrics, raftStatus);
+    const raftLog = createRaftEventLogger(log);
+    labeler = createLeaderLabeler({ logger: log });
+    let lastRole: string | null = null;
+    const onChange = () => {
+      const st = driver.status();
+      raftMetrics.observe();
+      raftLog.observe(st);
+      if (st.role !== lastRole) {
+        lastRole = st.role;
+        labeler?.update(st.role);
+      }
+    };
+    onChange();
+    offChange = driver.onChange(onChange);
+    // Raft's own /readyz and /readyz/leader are mounted by the Raft node; /livez is ours.
+    const probes = probesRouter(
+      () => ({
+        phase: driver.isStopped && phase !== 'stopping' ? 'stopping' : phase,
+        raft: null,
+        fatalError: driver.fatal ? driver.fatal.message : null,
+      }),
+      { info: { nodeId: config.id, version: opts.version } },
+    );
+    stopProbes = () => probes.stop();
+    routers.unshift(onlyPaths(['/livez'], probes));
+  } else {
+    // A single node of its own is its own leader: ready once it serves.
+    const probes = probesRouter(
+      () => ({
+        phase,
+        raft: {
+          id: config.id,
+          role: 'Leader',
+          leaderId: config.id,
+          term: 1,
+          commitIndex: store.appliedIndex(),
+          appliedIndex: store.appliedIndex(),
+          membership: { voters: [config.id], learners: [] },
+        },
+      }),
+      { info: { nodeId: config.id, version: opts.version } },
+    );
+    stopProbes = () => probes.stop();
+    routers.unshift(probes);
+  }
+
+  const peerScope = new PeerRequestScope(metrics);
+  let closing: Promise<void> | null = null;
+  return {
+    metrics,
+    middleware: [
+      tracingMiddleware(),
+      requestMetricsMiddleware(metrics),
+      requestLogger(log, { quietPaths: QUIET_PATHS }),
+      peerScope.middleware,
+    ],
+    routers,
+    openapiPaths: probesOpenApiPaths as Record<string, OpenApiPathItem>,
+    started() {
+      if (phase === 'starting') phase = 'running';
+    },
+    close() {
+      return (closing ??= (async () => {
+        phase = 'stopping';
+        offChange?.();
+        stopProbes();
+        if (labeler) {
+          labeler.update('Follower');
+          await Promise.race([labeler.idle(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+          await labeler.stop();
+        }
+      })());
+    },
+  };
+}
+
+/** Serves `router` only for the given paths (the others fall through to later routers). */
+function onlyPaths(paths: string[], router: RequestHandler): RequestHandler {
+  const set = new Set(paths);
+  return (req: Request, res: Response, next: NextFunction) =>
+    set.has(req.path) ? router(req, res, next) : next();
+}
+
+// ------------------------------------------------------------------ requests to peers (undici)
+
+/** What the diagnostics-channel subscriber needs to know about the node a request comes from. */
+class PeerRequestScope {
+  private static readonly als = new AsyncLocalStorage<PeerRequestScope>();
+  private static subscribed = false;
+
+  readonly middleware: RequestHandler;
+
+  constructor(readonly metrics: Metrics) {
+    PeerRequestScope.subscribe();
+    // Everything a request handler starts (the service's forward included) runs in this scope, so
+    // the subscriber knows which node's counters to feed even with several nodes in one process.
+    this.middleware = (_req, _res, next) => PeerRequestScope.als.run(this, next);
+  }
+
+  private static subscribe(): void {
+    if (PeerRequestScope.subscribed) return;
+    PeerRequestScope.subscribed = true;
+    const pending = new WeakMap<object, { span: Span; scope: PeerRequestScope; forward: boolean }>();
+    diagnosticsChannel.subscribe('undici:request:create', (msg) => {
+      const { request } = msg as { request: UndiciRequest };
+      const scope = PeerRequestScope.als.getStore();
+      if (!scope) return;
+      const path = String(request.path ?? '').split('?')[0] ?? '';
+      const name = PEER_SPANS[path];
+      if (!name) return;
+      const parent = context.active();
+      const span = tracer().startSpan(
+        name,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: {
+            'server.address': String(request.origin ?? ''),
+            'url.path': path,
+            'http.request.method': String(request.method ?? ''),
+          },
+        },
+        parent,
+      );
+      const headers = injectTraceHeaders({} as Record<string, string>, trace.setSpan(parent, span));
+      for (const [k, v] of Object.entries(headers)) request.addHeader?.(k, v);
+      pending.set(request, { span, scope, forward: path === '/raft/forward' });
+    });
+    diagnosticsChannel.subscribe('undici:request:headers', (msg) => {
+      const { request, response } = msg as { request: object; response: { statusCode: number } };
+      const p = pending.get(request);
+      if (!p) return;
+      pending.delete(request);
+      p.span.setAttribute('http.response.status_code', response.statusCode);
+      if (response.statusCode >= 500) p.span.setStatus({ code: 2 });
+      p.span.end();
+      if (p.forward)
+        p.scope.metrics.api.forwardedWrites.inc({ result: response.statusCode === 200 ? 'ok' : 'error' });
+    });
+    diagnosticsChannel.subscribe('undici:request:error', (msg) => {
+      const { request, error } = msg as { request: object; error: unknown };
+      const p = pending.get(request);
+      if (!p) return;
+      pending.delete(request);
+      recordError(p.span, error);
+      p.span.end();
+      if (p.forward) p.scope.metrics.api.forwardedWrites.inc({ result: 'error' });
+    });
+  }
+}
+
+interface UndiciRequest {
+  origin?: unknown;
+  path?: unknown;
+  method?: unknown;
+  addHeader?: (key: string, value: string) => unknown;
+}
+
+/** Requests to peers that get a CLIENT span (and a traceparent); Raft traffic (heartbeats) does not. */
+const PEER_SPANS: Record<string, string> = {
+  '/raft/forward': 'timestore.forward',
+  '/raft/read-index': 'raft.read-index',
+  '/raft/commit-index': 'raft.commit-index',
+  '/cluster/join': 'timestore.join',
+};
