@@ -1,5 +1,6 @@
 // Shared helpers of the observability tests: an express server on 127.0.0.1 with an ephemeral port.
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createServer as netServer } from 'node:net';
 import type { Express } from 'express';
 
@@ -146,4 +147,56 @@ export async function startPrometheus(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  attributes?: Array<{ key: string; value: Record<string, unknown> }>;
+}
+export interface ReceivedSpan extends OtlpSpan {
+  instance: string;
+}
+
+/** A minimal OTLP/HTTP JSON receiver: POST /v1/traces (ExportTraceServiceRequest). */
+export async function otlpReceiver(): Promise<{
+  url: string;
+  spans: ReceivedSpan[];
+  server: Server;
+  requests: string[];
+}> {
+  const spans: ReceivedSpan[] = [];
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      requests.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
+      if (
+        req.method !== 'POST' ||
+        req.url !== '/v1/traces' ||
+        !String(req.headers['content-type']).startsWith('application/json')
+      ) {
+        res.writeHead(415).end();
+        return;
+      }
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        resourceSpans: Array<{
+          resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> };
+          scopeSpans: Array<{ spans: OtlpSpan[] }>;
+        }>;
+      };
+      for (const rs of body.resourceSpans) {
+        const instance =
+          rs.resource.attributes.find((a) => a.key === 'service.instance.id')?.value.stringValue ?? '?';
+        for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, instance });
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, server, requests };
 }

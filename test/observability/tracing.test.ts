@@ -1,12 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { tracingEnabledFromEnv } from '../../src/observability/tracing.js';
-import { eventually } from './helpers.js';
+import { eventually, otlpReceiver } from './helpers.js';
 
 test('tracing is off unless the standard OTEL_* variables ask for it', () => {
   assert.equal(tracingEnabledFromEnv({}), false);
@@ -26,58 +24,6 @@ test('tracing is off unless the standard OTEL_* variables ask for it', () => {
   );
   assert.equal(tracingEnabledFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: '  ' }), false);
 });
-
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes?: Array<{ key: string; value: Record<string, unknown> }>;
-}
-interface ReceivedSpan extends OtlpSpan {
-  instance: string;
-}
-
-/** A minimal OTLP/HTTP JSON receiver: POST /v1/traces (ExportTraceServiceRequest). */
-async function otlpReceiver(): Promise<{
-  url: string;
-  spans: ReceivedSpan[];
-  server: Server;
-  requests: string[];
-}> {
-  const spans: ReceivedSpan[] = [];
-  const requests: string[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      requests.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
-      if (
-        req.method !== 'POST' ||
-        req.url !== '/v1/traces' ||
-        !String(req.headers['content-type']).startsWith('application/json')
-      ) {
-        res.writeHead(415).end();
-        return;
-      }
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-        resourceSpans: Array<{
-          resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> };
-          scopeSpans: Array<{ spans: OtlpSpan[] }>;
-        }>;
-      };
-      for (const rs of body.resourceSpans) {
-        const instance =
-          rs.resource.attributes.find((a) => a.key === 'service.instance.id')?.value.stringValue ?? '?';
-        for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, instance });
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, server, requests };
-}
 
 const fixture = fileURLToPath(new URL('./fixtures/traced-node.ts', import.meta.url));
 
