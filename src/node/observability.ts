@@ -155,6 +155,20 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
   }
 
   const peerScope = new PeerRequestScope(metrics);
+  if (raft) {
+    // AppendEntries round trips to each peer, timed from undici's request events (same span of
+    // time as the transport's own appendRttMs: queued → response headers).
+    const driver = raft.driver;
+    let peers = new Map<string, string | undefined>();
+    let peersAt = 0;
+    peerScope.observeAppends((origin) => {
+      const now = performance.now();
+      if (now - peersAt > 5_000) [peers, peersAt] = [new Map(), now]; // membership changes
+      if (!peers.has(origin))
+        peers.set(origin, driver.members().find((m) => m.url && sameOrigin(m.url, origin))?.id);
+      return peers.get(origin);
+    });
+  }
   let closing: Promise<void> | null = null;
   return {
     metrics,
@@ -173,6 +187,7 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
       return (closing ??= (async () => {
         phase = 'stopping';
         offChange?.();
+        peerScope.close();
         stopProbes();
         if (labeler) {
           labeler.update('Follower');
@@ -193,10 +208,21 @@ function onlyPaths(paths: string[], router: RequestHandler): RequestHandler {
 
 // ------------------------------------------------------------------ requests to peers (undici)
 
+function sameOrigin(url: string, origin: string): boolean {
+  try {
+    return new URL(url).origin === new URL(origin).origin;
+  } catch {
+    return false;
+  }
+}
+
 /** What the diagnostics-channel subscriber needs to know about the node a request comes from. */
 class PeerRequestScope {
   private static readonly als = new AsyncLocalStorage<PeerRequestScope>();
   private static subscribed = false;
+  /** Nodes timing their appends (one per process outside tests). */
+  private static readonly appendObservers = new Set<PeerRequestScope>();
+  private peerOf: ((origin: string) => string | undefined) | null = null;
 
   readonly middleware: RequestHandler;
 
@@ -207,15 +233,36 @@ class PeerRequestScope {
     this.middleware = (_req, _res, next) => PeerRequestScope.als.run(this, next);
   }
 
+  /**
+   * Observe timestore_raft_append_duration_seconds{peer} for /raft/append requests to the peers
+   * `peerOf` recognizes (by origin). Appends are sent from the Raft loop, outside any request scope,
+   * so they are attributed by target: with several nodes in one process (tests), a request to a
+   * peer they share is counted by each of them.
+   */
+  observeAppends(peerOf: (origin: string) => string | undefined): void {
+    this.peerOf = peerOf;
+    PeerRequestScope.appendObservers.add(this);
+  }
+
+  close(): void {
+    PeerRequestScope.appendObservers.delete(this);
+  }
+
   private static subscribe(): void {
     if (PeerRequestScope.subscribed) return;
     PeerRequestScope.subscribed = true;
     const pending = new WeakMap<object, { span: Span; scope: PeerRequestScope; forward: boolean }>();
+    const appends = new WeakMap<object, { t0: number; origin: string }>();
     diagnosticsChannel.subscribe('undici:request:create', (msg) => {
       const { request } = msg as { request: UndiciRequest };
+      const path = String(request.path ?? '').split('?')[0] ?? '';
+      if (path === '/raft/append') {
+        if (PeerRequestScope.appendObservers.size > 0)
+          appends.set(request, { t0: performance.now(), origin: String(request.origin ?? '') });
+        return;
+      }
       const scope = PeerRequestScope.als.getStore();
       if (!scope) return;
-      const path = String(request.path ?? '').split('?')[0] ?? '';
       const name = PEER_SPANS[path];
       if (!name) return;
       const parent = context.active();
@@ -237,6 +284,16 @@ class PeerRequestScope {
     });
     diagnosticsChannel.subscribe('undici:request:headers', (msg) => {
       const { request, response } = msg as { request: object; response: { statusCode: number } };
+      const a = appends.get(request);
+      if (a) {
+        appends.delete(request);
+        const seconds = (performance.now() - a.t0) / 1000;
+        for (const o of PeerRequestScope.appendObservers) {
+          const peer = o.peerOf?.(a.origin);
+          if (peer !== undefined) o.metrics.raft.appendDuration.observe({ peer }, seconds);
+        }
+        return;
+      }
       const p = pending.get(request);
       if (!p) return;
       pending.delete(request);
@@ -248,6 +305,7 @@ class PeerRequestScope {
     });
     diagnosticsChannel.subscribe('undici:request:error', (msg) => {
       const { request, error } = msg as { request: object; error: unknown };
+      appends.delete(request);
       const p = pending.get(request);
       if (!p) return;
       pending.delete(request);

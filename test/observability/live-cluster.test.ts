@@ -139,6 +139,8 @@ test('/metrics of every member passes promtool and carries sensible Raft figures
   // Per-peer progress only on the leader, one series per follower.
   for (const f of cluster.nodes.filter((n) => n !== leader)) {
     assert.notEqual(sample(lt, `timestore_raft_peer_match_index{peer="${f.id}"}`), undefined);
+    // AppendEntries round trips (heartbeats included) are timed per peer.
+    assert.ok((sample(lt, `timestore_raft_append_duration_seconds_count{peer="${f.id}"}`) ?? 0) > 0);
   }
 
   // Writes move the commit index on the leader.
