@@ -1,9 +1,10 @@
 // One chaos campaign: start a cluster behind the fault proxies, run the workloads while the
 // nemesis injects faults, heal everything, let the cluster converge, then run the checkers.
+import { performance } from 'node:perf_hooks';
 import { Rng } from './random.js';
 import { ChaosCluster, sleep } from './cluster.js';
 import { Nemesis, defaultNemesis, type FaultKind, type NemesisOptions } from './nemesis.js';
-import { Workload, defaultWorkload, type WorkloadOptions } from './workload.js';
+import { Workload, defaultWorkload, type RegisterRecord, type WorkloadOptions } from './workload.js';
 import { checkAppends, checkRegisters, type AppendCheck, type RegisterCheck } from './checks.js';
 import { call } from './http-client.js';
 import { partitions } from './proxy.js';
@@ -150,6 +151,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
 }
 
 export interface StaleReadDemoResult {
+  records: RegisterRecord[];
   oldLeader: string;
   newLeader: string | null;
   readsFromOldLeader: number;
@@ -178,7 +180,7 @@ export async function runStaleReadDemo(opts: {
     const oldLeader = await cluster.waitForLeader(90_000);
     log(`leader ${oldLeader}; register reads with consistency=${opts.readConsistency ?? 'none'} from ${oldLeader} only`);
     const workload = new Workload(
-      { ...defaultWorkload, appendClients: 0, registerClients: 4, activeKeys: 2, opsPerKey: 10_000, writeRatio: 0.5, readConsistency: opts.readConsistency ?? 'none', readNodes: () => [oldLeader] },
+      { ...defaultWorkload, appendClients: 0, registerClients: 4, activeKeys: 2, opsPerKey: 10_000, writeRatio: 0.5, readConsistency: opts.readConsistency ?? 'none', readNodes: () => [oldLeader], writeNodes: () => cluster.ids.filter((id) => id !== oldLeader) },
       rng.fork(),
       cluster.ids,
       (id) => cluster.url(id),
@@ -187,7 +189,7 @@ export async function runStaleReadDemo(opts: {
     await sleep(2000);
     const others = cluster.ids.filter((id) => id !== oldLeader);
     cluster.net.cut(partitionsIsolate(oldLeader, cluster.ids));
-    log(`isolated ${oldLeader}`);
+    log(`isolated ${oldLeader} at ${performance.now().toFixed(0)}`);
     let newLeader: string | null = null;
     try {
       newLeader = await cluster.waitForLeader(30_000, others);
@@ -197,11 +199,11 @@ export async function runStaleReadDemo(opts: {
     }
     await sleep(opts.isolateMs ?? 8000);
     cluster.net.heal();
-    log('healed');
+    log(`healed at ${performance.now().toFixed(0)}`);
     await sleep(2000);
     await workload.stop();
     const registers = checkRegisters(workload.registers);
-    return { oldLeader, newLeader, readsFromOldLeader: workload.registers.filter((r) => r.type === 'read' && r.outcome === 'ok').length, registers };
+    return { records: workload.registers, oldLeader, newLeader, readsFromOldLeader: workload.registers.filter((r) => r.type === 'read' && r.outcome === 'ok').length, registers };
   } finally {
     await cluster.stop();
   }

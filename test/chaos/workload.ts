@@ -51,6 +51,8 @@ export interface WorkloadOptions {
   thinkMs: [number, number];
   /** When set, register reads go only to these nodes (used to aim stale reads). */
   readNodes?: () => string[];
+  /** When set, register writes go only to these nodes. */
+  writeNodes?: () => string[];
 }
 
 export const defaultWorkload: WorkloadOptions = {
@@ -146,7 +148,7 @@ export class Workload {
       const key = k.key;
       const isWrite = rng.chance(this.opts.writeRatio);
       if (isWrite) {
-        const node = this.pickNode(rng);
+        const node = this.pickNode(rng, this.opts.writeNodes?.());
         const value = this.nextValue++;
         const rec: RegisterRecord = { client, key, type: 'write', value, node, call: performance.now(), ret: 0, outcome: 'unknown' };
         this.registers.push(rec);
