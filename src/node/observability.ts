@@ -173,7 +173,7 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
   return {
     metrics,
     middleware: [
-      tracingMiddleware(),
+      skipPaths(UNTRACED_PATHS, tracingMiddleware()),
       requestMetricsMiddleware(metrics),
       requestLogger(log, { quietPaths: QUIET_PATHS }),
       peerScope.middleware,
@@ -197,6 +197,19 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
       })());
     },
   };
+}
+
+/**
+ * Raft peer traffic, probes and scrapes: no SERVER span unless the caller sent a trace context
+ * (heartbeats alone would be ten root spans a second per peer).
+ */
+const UNTRACED_PATHS = QUIET_PATHS.filter((p) => p !== '/raft/read-index' && p !== '/raft/commit-index');
+
+/** Runs `mw` except for requests to `paths` that carry no traceparent. */
+function skipPaths(paths: string[], mw: RequestHandler): RequestHandler {
+  const set = new Set(paths);
+  return (req: Request, res: Response, next: NextFunction) =>
+    set.has(req.path) && req.headers.traceparent === undefined ? next() : mw(req, res, next);
 }
 
 /** Serves `router` only for the given paths (the others fall through to later routers). */

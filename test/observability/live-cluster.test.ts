@@ -294,6 +294,14 @@ test('a write sent to a follower is one trace whose spans come from two nodes', 
   assert.equal(lServer.parentSpanId, forward.spanId);
   assert.equal(lServer.kind, 2);
   assert.deepEqual(new Set(spans.map((s) => s.instance)), new Set([f.id, leader.id]));
+  // Heartbeats, probes and scrapes are not traced (they would drown the writes).
+  const noisy = rx.spans.filter((s) =>
+    /^(POST \/raft\/append|GET \/metrics|GET \/livez|GET \/readyz)/.test(s.name),
+  );
+  assert.deepEqual(
+    noisy.map((s) => s.name),
+    [],
+  );
 });
 
 test('probes: ready members, leader-only readiness, liveness kept while quorum is lost', async () => {
