@@ -51,20 +51,37 @@ export class ChaosCluster {
   private readonly paused = new Set<string>();
   private readonly down = new Set<string>();
 
-  private constructor(
-    readonly opts: ClusterOptions,
-    private readonly ports: Record<string, number>,
-  ) {
+  private readonly ports: Record<string, number> = {};
+
+  private constructor(readonly opts: ClusterOptions) {
     this.ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
     this.net = new FaultNetwork(this.ids);
   }
 
+  /** Start the cluster; a start that loses a port race (EADDRINUSE) is retried on new ports. */
   static async start(opts: ClusterOptions): Promise<ChaosCluster> {
+    for (let attempt = 1; ; attempt++) {
+      const c = new ChaosCluster(opts);
+      try {
+        await c.startOnce();
+        return c;
+      } catch (err) {
+        await c.stop().catch(() => {});
+        const inUse = /EADDRINUSE/.test(String((err as Error)?.message ?? err));
+        if (!inUse || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
+    const c = this;
+    const opts = this.opts;
+    // Proxies first: their ephemeral ports are then taken when the nodes' ports are chosen.
+    await c.net.listen();
     const portList = await freePorts(opts.nodes);
-    const ports: Record<string, number> = {};
-    portList.forEach((p, i) => (ports[`n${i + 1}`] = p));
-    const c = new ChaosCluster(opts, ports);
-    await c.net.start(ports);
+    portList.forEach((p, i) => (c.ports[`n${i + 1}`] = p));
+    c.net.setTargets(c.ports);
+    const ports = c.ports;
     const root = tempDir('timestore-chaos-');
     for (const id of c.ids) {
       const args = [
@@ -88,7 +105,6 @@ export class ChaosCluster {
       if (prevLevel === undefined) delete process.env.TIMESTORE_TEST_LOG_LEVEL;
       else process.env.TIMESTORE_TEST_LOG_LEVEL = prevLevel;
     }
-    return c;
   }
 
   url(id: string): string {
@@ -206,8 +222,8 @@ export class ChaosCluster {
     for (const id of [...this.paused]) this.resume(id);
     await Promise.all(
       this.ids.map(async (id) => {
-        const p = this.procs.get(id)!;
-        if (p.proc?.running) await p.kill();
+        const p = this.procs.get(id);
+        if (p?.proc?.running) await p.kill();
       }),
     );
     await this.net.close();

@@ -105,12 +105,22 @@ export class FaultNetwork {
 
   /** Start the proxies for all directed pairs towards the nodes' real ports. */
   async start(realPorts: Record<string, number>): Promise<void> {
+    await this.listen();
+    this.setTargets(realPorts);
+  }
+
+  /** Open the proxies' listening ports (before choosing the nodes' ports, so they cannot collide). */
+  async listen(): Promise<void> {
+    for (const a of this.nodes) for (const b of this.nodes) if (a !== b && !this.servers.has(key(a, b))) await this.startProxy(a, b);
+  }
+
+  /** Where each node really listens (used when a proxy connection is opened). */
+  setTargets(realPorts: Record<string, number>): void {
     for (const n of this.nodes) {
       const port = realPorts[n];
       if (port === undefined) throw new Error(`no port for ${n}`);
       this.addresses.set(n, { host: this.host, port });
     }
-    for (const a of this.nodes) for (const b of this.nodes) if (a !== b) await this.startProxy(a, b);
   }
 
   /** Port of the proxy that `from` uses to reach `to`. */
@@ -218,7 +228,11 @@ export class FaultNetwork {
       client.resetAndDestroy();
       return;
     }
-    const target = this.addresses.get(to)!;
+    const target = this.addresses.get(to);
+    if (!target) {
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = connect({ host: target.host, port: target.port, noDelay: true });
     upstream.on('error', () => {});
     const c: Conn = { client, upstream, initiator: from, target: to, tainted: false, closed: false };
