@@ -283,6 +283,15 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
         .chain((v) => json('wrong-type', JSON.stringify(v))),
       fc
         .tuple(fc.constantFrom('deviceId', 'timestamp', 'value', 'id', 'tags', 'attributes', 'precision'), fc.constantFrom<Json>(null, true, [], {}, 12, 'x', [1], { a: { b: 1 } }))
+        // Only combinations that are certainly the wrong type (an object is right for tags/attributes,
+        // a string for deviceId, a number for value).
+        .filter(([field, v]) => {
+          const isObj = v !== null && typeof v === 'object' && !Array.isArray(v);
+          if (field === 'tags' || field === 'attributes') return !isObj;
+          if (field === 'deviceId') return typeof v !== 'string';
+          if (field === 'value') return typeof v !== 'number';
+          return true;
+        })
         .chain(([field, v]) => entryish((e) => (e[field] = v)).chain((e) => json('wrong-type', JSON.stringify(e)))),
       // unknown fields, prototype pollution keys
       fc.constantFrom('__proto__', 'constructor', 'prototype', 'extra', '').chain((k) =>
