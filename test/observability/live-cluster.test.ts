@@ -134,6 +134,13 @@ test('/metrics of every member passes promtool and carries sensible Raft figures
     assert.ok((sample(t, 'timestore_storage_size_bytes{file="data.db"}') ?? 0) > 0);
     assert.equal(sample(t, 'timestore_build_info{version="0.1.0"}'), 1);
   }
+  // Raft events are logged at info: every node logged who the leader is.
+  for (const n of cluster.nodes) {
+    assert.ok(
+      logLines(n).some((l) => l.event === 'raft.leader' && l.leaderId === leader.id && l.level === 'info'),
+      `${n.id} logged raft.leader ${leader.id}`,
+    );
+  }
   const lt = texts[cluster.nodes.indexOf(leader)]!;
   assert.equal(sample(lt, 'timestore_raft_is_leader'), 1);
   // Per-peer progress only on the leader, one series per follower.
@@ -231,6 +238,20 @@ test('a real Prometheus scraping the three nodes answers with the values seen di
   assert.equal(Number(voters[0]!.value[1]), 3);
 });
 
+/** The JSON log lines a node printed so far. */
+function logLines(n: NodeProcess): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of n.output().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a partial line
+    }
+  }
+  return out;
+}
+
 /** Sum of every sample of a labelled family (e.g. a counter with a label). */
 function sumOf(text: string, name: string): number {
   let s = 0;
@@ -294,6 +315,21 @@ test('a write sent to a follower is one trace whose spans come from two nodes', 
   assert.equal(lServer.parentSpanId, forward.spanId);
   assert.equal(lServer.kind, 2);
   assert.deepEqual(new Set(spans.map((s) => s.instance)), new Set([f.id, leader.id]));
+  // The request log lines of both nodes carry the trace id (and a request id).
+  for (const [n, route] of [
+    [f, '/api/timeseries'],
+    [leader, '/raft/forward'],
+  ] as const) {
+    const line = await eventually(
+      async () => logLines(n).find((l) => l.msg === 'request' && l.traceId === traceId && l.route === route),
+      `${n.id} request log line of trace ${traceId}`,
+      30_000,
+    );
+    assert.equal(line.level, 'info');
+    assert.equal(line.nodeId, n.id);
+    assert.equal(typeof line.reqId, 'string');
+    assert.equal(line.status, route === '/api/timeseries' ? 201 : 200);
+  }
   // Heartbeats, probes and scrapes are not traced (they would drown the writes).
   const noisy = rx.spans.filter((s) =>
     /^(POST \/raft\/append|GET \/metrics|GET \/livez|GET \/readyz)/.test(s.name),
