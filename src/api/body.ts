@@ -20,6 +20,17 @@ function bodyKind(req: Request): BodyKind | null {
   return null;
 }
 
+// body-parser decodes invalid UTF-8 to U+FFFD silently, which would store a device id or tag that
+// the client never sent; a fatal decoder turns it into a 400 instead.
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+function strictUtf8(_req: unknown, _res: unknown, buf: Buffer): void {
+  try {
+    utf8.decode(buf);
+  } catch {
+    throw new Error('the body is not valid UTF-8');
+  }
+}
+
 /**
  * Parse the body as JSON or NDJSON depending on Content-Type; anything else is a 415 naming the
  * accepted types. After this, req.body is the parsed JSON value, or for NDJSON the raw text with
@@ -27,8 +38,8 @@ function bodyKind(req: Request): BodyKind | null {
  */
 export function entryBody(maxBodyBytes: number): RequestHandler {
   // strict: false so a top-level primitive reaches validation, which explains what was expected.
-  const json = express.json({ limit: maxBodyBytes, strict: false, type: () => true });
-  const text = express.text({ limit: maxBodyBytes, type: () => true });
+  const json = express.json({ limit: maxBodyBytes, strict: false, type: () => true, verify: strictUtf8 });
+  const text = express.text({ limit: maxBodyBytes, type: () => true, verify: strictUtf8 });
   return (req: Request, res: Response, next: NextFunction) => {
     const kind = bodyKind(req);
     if (kind === null) {

@@ -80,6 +80,13 @@ export function errorHandler(opts: { logger?: Logger; maxBodyBytes: number }): E
           errors: [{ field: 'body', message: `expected valid JSON: ${bp.message}` }],
         });
         return;
+      case 'entity.verify.failed':
+        sendProblem(res, {
+          ...problemTypes.malformedJson,
+          detail: `${bp.message}; expected UTF-8 encoded JSON`,
+          errors: [{ field: 'body', message: `expected UTF-8: ${bp.message}` }],
+        });
+        return;
       case 'entity.too.large':
         sendProblem(res, {
           ...problemTypes.payloadTooLarge,

@@ -207,6 +207,21 @@ const bodyCases: Case[] = [
     field: 'line 2',
   },
   { name: 'malformed JSON', send: () => postRaw('{"deviceId": "dev", '), status: 400, field: 'body' },
+  {
+    // 0xC3 0x28 is an invalid two-byte sequence: decoding it to U+FFFD would store another device id.
+    name: 'invalid UTF-8 in a string',
+    send: () =>
+      request('POST', `${node.url}/api/timeseries`, {
+        body: Buffer.concat([
+          Buffer.from('{"deviceId":"dev'),
+          Buffer.from([0xc3, 0x28]),
+          Buffer.from('","timestamp":"2024-05-01T12:00:00Z","value":1}'),
+        ]),
+        headers: { 'content-type': 'application/json' },
+      }),
+    status: 400,
+    field: 'body',
+  },
   { name: 'empty body with JSON content type', send: () => postRaw(''), status: 400 },
   { name: 'wrong content type', send: () => postRaw(JSON.stringify(good), 'text/plain'), status: 415 },
   {
