@@ -8,6 +8,7 @@
 // while a Ready is being handled share the next one (group commit: one fsync for all of them).
 // Log compaction: when the log grows past a threshold, data.db is snapshotted online
 // (DataStore.snapshotTo) and raft.db is compacted up to the snapshot.
+import { InvalidCommandError } from '../../storage/data/index.js';
 import {
   copyFileSync,
   existsSync,
@@ -763,7 +764,9 @@ export class RaftDriver implements RaftRpcHandler {
     } catch (err) {
       if (batch.length === 1) {
         const b = batch[0]!;
-        if (b.command === null) throw err; // the store itself is failing
+        // Only the engine's verdict on the command itself is the same on every node; anything else
+        // (disk full, I/O error) is this node failing, and skipping the entry here would diverge.
+        if (b.command === null || !(err instanceof InvalidCommandError)) throw err;
         this.log.warn(
           { index: b.index, err: String((err as Error).message) },
           'command rejected by the engine; applied as no-op',

@@ -3,6 +3,7 @@
 // applied locally. Reads: linearizable (ReadIndex; a follower asks the leader for the read index),
 // leader (as fresh as the leader's commit index), none (local state as it is).
 // While there is no leader, callers wait a bounded time and then get ServiceUnavailableError (503).
+import { checkCommand } from '../../storage/data/index.js';
 import { randomUUID } from 'node:crypto';
 import type { DataStore } from '../../storage/data-store.js';
 import type { Command } from '../../tsdb/model.js';
@@ -93,6 +94,9 @@ export class ReplicatedService implements TimeStoreService {
 
   private async writeInner(command: Command, opts: { signal?: AbortSignal }): Promise<WriteResult> {
     const cmd = this.ensureIds(command);
+    // A command the engine would reject must never reach the log: it would be committed, applied
+    // as a no-op everywhere, and answered as a failure only after a quorum round.
+    checkCommand(cmd);
     const deadline = Date.now() + this.timeoutMs;
     let lastError = 'no leader';
     for (let attempt = 0; ; attempt++) {
@@ -165,6 +169,7 @@ export class ReplicatedService implements TimeStoreService {
 
   /** The leader's side of a forwarded write: deduplicated by request id. */
   handleForward(command: Command): Promise<WriteResult> {
+    checkCommand(command);
     const now = Date.now();
     const id = command.requestId;
     if (id) {
@@ -216,6 +221,9 @@ export class ReplicatedService implements TimeStoreService {
       if (opts.signal?.aborted) throw abortError(opts.signal);
       const remaining = deadline - Date.now();
       if (remaining <= 0 || d.isStopped) break;
+      // Only reaching the read point is retried; errors of fn itself (a bad cursor, say) are the
+      // caller's and must surface as they are, not as a 503 after the deadline.
+      let fresh = false;
       try {
         let index: number | null = null;
         if (d.role === 'Leader') {
@@ -234,11 +242,12 @@ export class ReplicatedService implements TimeStoreService {
         }
         if (index !== null && Number.isFinite(index)) {
           await d.waitApplied(index, Math.max(1, deadline - Date.now()));
-          return fn(d.data);
+          fresh = true;
         }
       } catch (err) {
         lastError = String((err as Error)?.message ?? err);
       }
+      if (fresh) return fn(d.data);
       await Promise.race([
         d.waitChange(Math.min(200, Math.max(1, deadline - Date.now()))),
         sleep(attempt < 3 ? 10 : 50),

@@ -2,6 +2,7 @@
 // follower→leader endpoints (forwarded writes, read index, commit index) and membership
 // (POST /cluster/join, /cluster/remove, /cluster/transfer-leadership). Membership requests sent to
 // a follower are passed on to the leader.
+import { InvalidCommandError } from '../../storage/data/index.js';
 import express, { type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import type { Command } from '../../tsdb/model.js';
@@ -116,6 +117,7 @@ function sendError(res: Response, err: unknown): void {
       err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
     );
   }
+  if (err instanceof InvalidCommandError) return problem(res, 400, 'Invalid command', err.message);
   if (err instanceof ProposalFailedError) {
     res.setHeader('Retry-After', '1');
     return problem(

@@ -123,6 +123,71 @@ function floorTo(a: number, b: number): number {
   return r < 0 ? a - r - b : a - r;
 }
 
+/**
+ * Checks a command completely, as applyBatch does before its transaction starts. The node calls it
+ * before proposing, so a command the engine would reject never reaches the Raft log.
+ * Throws InvalidCommandError naming the bad op and field.
+ */
+export function checkCommand(command: Command | null, where0 = 'command'): void {
+  if (command === null) return;
+  if (typeof command !== 'object' || !Array.isArray(command.ops)) {
+    throw new InvalidCommandError(`${where0}: command must be null or an object with an ops array`);
+  }
+  command.ops.forEach((op: WriteOp, i) => {
+    const where = `${where0} ops[${i}]`;
+    if (op === null || typeof op !== 'object')
+      throw new InvalidCommandError(`${where}: expected {op: "put"|"delete", ...}`);
+    if (op.op === 'delete') {
+      checkId(op.id, where);
+      return;
+    }
+    if (op.op !== 'put')
+      throw new InvalidCommandError(
+        `${where}: op must be "put" or "delete"; got ${JSON.stringify((op as { op: unknown }).op)}`,
+      );
+    const p = op.point;
+    if (p === null || typeof p !== 'object')
+      throw new InvalidCommandError(`${where}: put needs a point object`);
+    checkId(p.id, where);
+    if (typeof p.deviceId !== 'string' || p.deviceId.length === 0) {
+      throw new InvalidCommandError(`${where}: deviceId must be a non-empty string`);
+    }
+    if (LONE_SURROGATE.test(p.deviceId)) {
+      throw new InvalidCommandError(`${where}: deviceId is not well-formed Unicode (lone surrogate)`);
+    }
+    if (Buffer.byteLength(p.deviceId, 'utf8') > MAX_DEVICE_ID_BYTES) {
+      throw new InvalidCommandError(`${where}: deviceId is longer than ${MAX_DEVICE_ID_BYTES} bytes`);
+    }
+    if (!Number.isSafeInteger(p.ts)) {
+      throw new InvalidCommandError(
+        `${where}: ts must be an integer number of microseconds within ±(2^53-1); got ${p.ts}`,
+      );
+    }
+    if (typeof p.value !== 'number' || !Number.isFinite(p.value)) {
+      throw new InvalidCommandError(`${where}: value must be a finite number; got ${String(p.value)}`);
+    }
+    if (p.tags !== undefined) {
+      if (!isPlainObject(p.tags))
+        throw new InvalidCommandError(`${where}: tags must be an object of strings`);
+      for (const [k, v] of Object.entries(p.tags)) {
+        if (typeof v !== 'string')
+          throw new InvalidCommandError(`${where}: tags.${k} must be a string; got ${typeof v}`);
+      }
+    }
+    if (p.attributes !== undefined) {
+      if (!isPlainObject(p.attributes))
+        throw new InvalidCommandError(`${where}: attributes must be a JSON object`);
+      try {
+        JSON.stringify(p.attributes);
+      } catch (e) {
+        throw new InvalidCommandError(
+          `${where}: attributes are not serializable as JSON (${(e as Error).message})`,
+        );
+      }
+    }
+  });
+}
+
 export class SqliteDataStore implements DataStore {
   private db!: Database.Database;
   private stmts!: Statements;
@@ -322,63 +387,7 @@ export class SqliteDataStore implements DataStore {
     if (!Number.isSafeInteger(index) || index < 1) {
       throw new InvalidCommandError(`${where0}: index must be a positive integer`);
     }
-    if (command === null) return;
-    if (typeof command !== 'object' || !Array.isArray(command.ops)) {
-      throw new InvalidCommandError(`${where0}: command must be null or an object with an ops array`);
-    }
-    command.ops.forEach((op: WriteOp, i) => {
-      const where = `${where0} ops[${i}]`;
-      if (op === null || typeof op !== 'object')
-        throw new InvalidCommandError(`${where}: expected {op: "put"|"delete", ...}`);
-      if (op.op === 'delete') {
-        checkId(op.id, where);
-        return;
-      }
-      if (op.op !== 'put')
-        throw new InvalidCommandError(
-          `${where}: op must be "put" or "delete"; got ${JSON.stringify((op as { op: unknown }).op)}`,
-        );
-      const p = op.point;
-      if (p === null || typeof p !== 'object')
-        throw new InvalidCommandError(`${where}: put needs a point object`);
-      checkId(p.id, where);
-      if (typeof p.deviceId !== 'string' || p.deviceId.length === 0) {
-        throw new InvalidCommandError(`${where}: deviceId must be a non-empty string`);
-      }
-      if (LONE_SURROGATE.test(p.deviceId)) {
-        throw new InvalidCommandError(`${where}: deviceId is not well-formed Unicode (lone surrogate)`);
-      }
-      if (Buffer.byteLength(p.deviceId, 'utf8') > MAX_DEVICE_ID_BYTES) {
-        throw new InvalidCommandError(`${where}: deviceId is longer than ${MAX_DEVICE_ID_BYTES} bytes`);
-      }
-      if (!Number.isSafeInteger(p.ts)) {
-        throw new InvalidCommandError(
-          `${where}: ts must be an integer number of microseconds within ±(2^53-1); got ${p.ts}`,
-        );
-      }
-      if (typeof p.value !== 'number' || !Number.isFinite(p.value)) {
-        throw new InvalidCommandError(`${where}: value must be a finite number; got ${String(p.value)}`);
-      }
-      if (p.tags !== undefined) {
-        if (!isPlainObject(p.tags))
-          throw new InvalidCommandError(`${where}: tags must be an object of strings`);
-        for (const [k, v] of Object.entries(p.tags)) {
-          if (typeof v !== 'string')
-            throw new InvalidCommandError(`${where}: tags.${k} must be a string; got ${typeof v}`);
-        }
-      }
-      if (p.attributes !== undefined) {
-        if (!isPlainObject(p.attributes))
-          throw new InvalidCommandError(`${where}: attributes must be a JSON object`);
-        try {
-          JSON.stringify(p.attributes);
-        } catch (e) {
-          throw new InvalidCommandError(
-            `${where}: attributes are not serializable as JSON (${(e as Error).message})`,
-          );
-        }
-      }
-    });
+    checkCommand(command, where0);
   }
 
   private deviceIdFor(name: string): number {
