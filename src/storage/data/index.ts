@@ -65,6 +65,13 @@ export interface DataStoreOptions {
   walAutocheckpointPages?: number;
   /** SQLite page cache, KiB. Default 32768 (32 MiB). */
   cacheSizeKiB?: number;
+  /**
+   * 'FULL' (default) fsyncs every transaction. 'NORMAL' keeps every transaction atomic (WAL) but
+   * fsyncs only at checkpoints: a power loss may take back the last transactions. Only for a store
+   * whose commands are durable elsewhere and re-applied from there (a Raft member: raft.db holds
+   * every committed entry after data.db's durable applied index, or a snapshot that covers it).
+   */
+  synchronous?: 'FULL' | 'NORMAL';
 }
 
 /** A point row as read: raw arrays, because row objects cost about a microsecond each. */
@@ -221,7 +228,7 @@ export class SqliteDataStore implements DataStore {
       // page_size only takes effect on a file with no tables yet, i.e. before journal_mode = WAL.
       db.pragma(`page_size = ${Math.trunc(this.opts.pageSize ?? DEFAULT_PAGE_SIZE)}`);
       db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
+      db.pragma(`synchronous = ${this.opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
       db.pragma(
         `wal_autocheckpoint = ${Math.trunc(this.opts.walAutocheckpointPages ?? DEFAULT_WAL_AUTOCHECKPOINT_PAGES)}`,
       );
