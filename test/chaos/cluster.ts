@@ -50,6 +50,8 @@ export class ChaosCluster {
   readonly procs = new Map<string, NodeProcess>();
   private readonly paused = new Set<string>();
   private readonly down = new Set<string>();
+  /** Nodes removed from the membership by the nemesis (to be joined back). */
+  private readonly removed = new Set<string>();
 
   private readonly ports: Record<string, number> = {};
 
@@ -211,11 +213,45 @@ export class ChaosCluster {
     }
   }
 
-  /** Undo every fault: heal the network, resume paused nodes, restart killed ones. */
+  /** Remove a member through the leader (POST /cluster/remove). */
+  async removeMember(id: string): Promise<{ ok: boolean; detail: string }> {
+    const leader = await this.leader();
+    if (!leader) return { ok: false, detail: 'no leader' };
+    const r = await call('POST', `${this.url(leader)}/cluster/remove`, { id }, 15_000);
+    if (r.outcome === 'ok') this.removed.add(id);
+    return { ok: r.outcome === 'ok', detail: `HTTP ${r.status ?? r.error}` };
+  }
+
+  /**
+   * Join a removed node back (POST /cluster/join on the leader). The URL given is the proxy from
+   * the current leader to the node: membership carries one URL per node, so after a rejoin every
+   * member reaches that node through this one proxy (directed faults into it get coarser).
+   */
+  async rejoinMember(id: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const leader = await this.leader();
+      if (leader && leader !== id) {
+        const url = `http://127.0.0.1:${this.net.proxyPort(leader, id)}`;
+        const r = await call('POST', `${this.url(leader)}/cluster/join`, { id, url }, 15_000);
+        if (r.outcome === 'ok') {
+          this.removed.delete(id);
+          return;
+        }
+        last = `HTTP ${r.status ?? r.error}: ${JSON.stringify(r.json ?? '').slice(0, 200)}`;
+      }
+      await sleep(500);
+    }
+    throw new Error(`could not join ${id} back within ${timeoutMs} ms (${last})`);
+  }
+
+  /** Undo every fault: heal the network, resume paused nodes, restart killed ones, rejoin removed ones. */
   async healAll(): Promise<void> {
     this.net.heal();
     for (const id of [...this.paused]) this.resume(id);
     for (const id of [...this.down]) await this.restart(id);
+    for (const id of [...this.removed]) await this.rejoinMember(id);
   }
 
   async stop(): Promise<void> {

@@ -19,6 +19,7 @@ export const faultKinds = [
   'partition-reset',
   'link-delay',
   'transfer-leadership',
+  'membership',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
@@ -49,7 +50,7 @@ export class Nemesis {
   kinds(): FaultKind[] {
     const n = this.cluster.ids.length;
     let ks = this.opts.kinds ?? [...faultKinds];
-    if (n === 1) ks = ks.filter((k) => !k.startsWith('partition') && k !== 'link-delay' && k !== 'transfer-leadership');
+    if (n === 1) ks = ks.filter((k) => !k.startsWith('partition') && k !== 'link-delay' && k !== 'transfer-leadership' && k !== 'membership');
     if (n < 4) ks = ks.filter((k) => k !== 'partition-ring');
     if (this.transferUnsupported) ks = ks.filter((k) => k !== 'transfer-leadership');
     return ks;
@@ -170,6 +171,24 @@ export class Nemesis {
         c.net.set(links, { kind: 'delay', ms, jitterMs: ms });
         this.say(`delay all links ${ms}-${2 * ms} ms`);
         return async () => c.net.heal();
+      }
+      case 'membership': {
+        // Remove a follower from the membership, later join it back (as a learner, promoted once caught up).
+        const leader = await c.leader();
+        if (!leader) return null;
+        const candidates = ids.filter((x) => x !== leader && c.isUp(x) && !c.isPaused(x));
+        if (candidates.length === 0) return null;
+        const victim = this.rng.pick(candidates);
+        const r = await c.removeMember(victim);
+        if (!r.ok) {
+          this.opts.log?.(`nemesis: removing ${victim} failed (${r.detail}); skipped`);
+          return null;
+        }
+        this.say(`removed ${victim} from the membership`);
+        return async () => {
+          await c.rejoinMember(victim);
+          this.opts.log?.(`nemesis: ${victim} joined back`);
+        };
       }
       case 'transfer-leadership': {
         const leader = await c.leader();
