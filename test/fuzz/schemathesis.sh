@@ -54,7 +54,8 @@ fi
 
 REPORT="${ST_REPORT_DIR:-${TMPDIR:-/tmp}/timestore-schemathesis-report}"
 set +e
-"$ST" run "$URL/openapi.json" \
+# Run from the temp dir: schemathesis keeps state in ./.schemathesis.
+( cd "${TMPDIR:-/tmp}" && "$ST" run "$URL/openapi.json" \
   --checks "${ST_CHECKS:-all}" \
   --max-examples "${ST_MAX_EXAMPLES:-50}" \
   --seed "${ST_SEED:-1122}" \
@@ -62,7 +63,7 @@ set +e
   --request-timeout 30 \
   --report junit --report-dir "$REPORT" \
   --generation-database none \
-  --warnings off 2>&1 | cut -c1-1000   # reproductions of huge bodies are half a megabyte per line
+  --warnings off ) 2>&1 | cut -c1-1000   # reproductions of huge bodies are half a megabyte per line
 RC=${PIPESTATUS[0]}
 set -e
 if [[ -n "$NODE_PID" ]] && ! kill -0 "$NODE_PID" 2>/dev/null; then
