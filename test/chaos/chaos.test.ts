@@ -36,6 +36,10 @@ describe('chaos (3 real nodes)', { timeout: 600_000 }, () => {
       log,
       nemesis: { holdMs: [1500, 5000], recoverMs: [1000, 3000] },
     });
+    console.log(
+      `chaos: seed ${seed}, ${r.minutes.toFixed(2)} min, faults ${JSON.stringify(r.faults)}, operations ${r.operations} (unknown ${r.unknown}), ` +
+        `acknowledged appends ${r.appends?.acknowledged} / register writes ${r.registerWritesAcknowledged}, lost ${r.appends?.lost}, violations ${r.registers.violations}`,
+    );
     assert.equal(r.valid, true, `seed ${seed}:\n${r.problems.join('\n')}`);
     assert.ok(r.appends && r.appends.acknowledged > 0, 'some appends were acknowledged');
     assert.equal(r.appends.lost, 0);
