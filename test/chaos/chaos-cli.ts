@@ -20,6 +20,7 @@ const { values } = parseArgs({
     'append-clients': { type: 'string' },
     'register-clients': { type: 'string' },
     json: { type: 'string' },
+    'snapshot-entries': { type: 'string' },
     echo: { type: 'boolean', default: false },
     'stale-read-demo': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -31,6 +32,7 @@ if (values.help) {
        [--read-consistency linearizable|leader|none] [--faults kind,kind,...]
        [--election-timeout-ms 1000] [--heartbeat-ms 100] [--append-clients N] [--register-clients N]
        [--json results.json] [--echo]
+       [--snapshot-entries N]   nodes snapshot and compact their log every N entries (TIMESTORE_SNAPSHOT_ENTRIES)
        [--stale-read-demo [--read-consistency none|linearizable]]   the planted stale-read scenario
 fault kinds: ${faultKinds.join(', ')}`);
   process.exit(0);
@@ -96,6 +98,14 @@ for (let i = 0; i < runs && !interrupted; i++) {
       electionTimeoutMs: num('election-timeout-ms', values['election-timeout-ms']),
       heartbeatMs: num('heartbeat-ms', values['heartbeat-ms']),
       faultKinds: kinds,
+      ...(values['snapshot-entries']
+        ? {
+            env: {
+              TIMESTORE_SNAPSHOT_ENTRIES: String(num('snapshot-entries', values['snapshot-entries'])),
+              TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: String(Math.max(1, Math.floor(num('snapshot-entries', values['snapshot-entries']) / 4))),
+            },
+          }
+        : {}),
       workload: {
         readConsistency: rc,
         ...(values['append-clients'] ? { appendClients: num('append-clients', values['append-clients']) } : {}),
