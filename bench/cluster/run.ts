@@ -378,7 +378,7 @@ async function main(): Promise<void> {
     `Run ${new Date().toISOString()} on ${machine}; \`npm run bench:cluster\` (bench/cluster/run.ts).`,
     `1-minute load average ${fmt(loadBefore, 1)} at the start, ${fmt(loadAfter, 1)} at the end (the machine is shared).`,
     `Both systems: 3 members on 127.0.0.1 in the same run, election timeout ${ELECTION_MS} ms, heartbeat ${HEARTBEAT_MS} ms,`,
-    'fsync on every commit (TimeStore: raft.db synchronous=FULL, one fsync per Ready with new entries or a new term/vote, plus the data.db commit; etcd: default WAL fsync).',
+    'fsync on every commit (TimeStore: raft.db synchronous=FULL, one fsync per Ready with new entries or a new term/vote; data.db of a Raft member synchronous=NORMAL; etcd: default WAL fsync).',
     `Load: the same tool for both (bench/cluster/load.ts): N clients, each one single-entry write at a time over keep-alive`,
     `HTTP/1.1, ${SECONDS} s measured after 1 s warm-up. TimeStore: \`POST /api/timeseries\` (one entry);`,
     'etcd: `POST /v3/kv/put` (JSON gateway). "leader" = clients send to the leader; "all" = round-robin over the 3 members',
