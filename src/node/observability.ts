@@ -13,7 +13,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { pino, type Logger } from 'pino';
-import { context, trace, type Span } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, trace, type Span } from '@opentelemetry/api';
 import type { ExtraRouter, OpenApiPathItem } from '../api/index.js';
 import {
   bindRaftStatus,
@@ -93,6 +93,7 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
   let labeler: LeaderLabeler | null = null;
   let offChange: (() => void) | null = null;
   let stopProbes: () => void = () => {};
+  let raftEvents: ReturnType<typeof createRaftEventLogger> | null = null;
   const routers: ExtraRouter[] = [metricsRouter(metrics)];
 
   if (raft) {
@@ -109,6 +110,7 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
     };
     const raftMetrics = bindRaftStatus(metrics, raftStatus);
     const raftLog = createRaftEventLogger(log);
+    raftEvents = raftLog;
     labeler = createLeaderLabeler({ logger: log });
     let lastRole: string | null = null;
     const onChange = () => {
@@ -161,12 +163,24 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
     const driver = raft.driver;
     let peers = new Map<string, string | undefined>();
     let peersAt = 0;
-    peerScope.observeAppends((origin) => {
-      const now = performance.now();
-      if (now - peersAt > 5_000) [peers, peersAt] = [new Map(), now]; // membership changes
-      if (!peers.has(origin))
-        peers.set(origin, driver.members().find((m) => m.url && sameOrigin(m.url, origin))?.id);
-      return peers.get(origin);
+    peerScope.observePeers({
+      peerOf(origin) {
+        const now = performance.now();
+        if (now - peersAt > 5_000) [peers, peersAt] = [new Map(), now]; // membership changes
+        if (!peers.has(origin))
+          peers.set(origin, driver.members().find((m) => m.url && sameOrigin(m.url, origin))?.id);
+        return peers.get(origin);
+      },
+      snapshotSent(peer, { index, bytes, seconds, ok }) {
+        metrics.recordSnapshot('send', { seconds, bytes, ok });
+        raftEvents?.snapshot('send', {
+          index,
+          bytes,
+          seconds,
+          peer,
+          ...(ok ? {} : { error: 'not acknowledged' }),
+        });
+      },
     });
   }
   let closing: Promise<void> | null = null;
@@ -233,9 +247,9 @@ function sameOrigin(url: string, origin: string): boolean {
 class PeerRequestScope {
   private static readonly als = new AsyncLocalStorage<PeerRequestScope>();
   private static subscribed = false;
-  /** Nodes timing their appends (one per process outside tests). */
+  /** Nodes observing their requests to peers (one per process outside tests). */
   private static readonly appendObservers = new Set<PeerRequestScope>();
-  private peerOf: ((origin: string) => string | undefined) | null = null;
+  private observer: PeerObserver | null = null;
 
   readonly middleware: RequestHandler;
 
@@ -247,13 +261,14 @@ class PeerRequestScope {
   }
 
   /**
-   * Observe timestore_raft_append_duration_seconds{peer} for /raft/append requests to the peers
-   * `peerOf` recognizes (by origin). Appends are sent from the Raft loop, outside any request scope,
+   * Observe timestore_raft_append_duration_seconds{peer} for /raft/append requests, and snapshot
+   * sends (GET /raft/snapshot/status → chunks → POST /raft/snapshot/install), to the peers
+   * `peerOf` recognizes (by origin). They are sent from the Raft loop, outside any request scope,
    * so they are attributed by target: with several nodes in one process (tests), a request to a
    * peer they share is counted by each of them.
    */
-  observeAppends(peerOf: (origin: string) => string | undefined): void {
-    this.peerOf = peerOf;
+  observePeers(observer: PeerObserver): void {
+    this.observer = observer;
     PeerRequestScope.appendObservers.add(this);
   }
 
@@ -266,12 +281,57 @@ class PeerRequestScope {
     PeerRequestScope.subscribed = true;
     const pending = new WeakMap<object, { span: Span; scope: PeerRequestScope; forward: boolean }>();
     const appends = new WeakMap<object, { t0: number; origin: string }>();
+    // Snapshot sends in progress, by target origin (the transport sends one at a time per peer).
+    const sends = new Map<string, { t0: number; index: number; bytes: number; span: Span }>();
+    const snapshotRequests = new WeakMap<object, { origin: string; install: boolean }>();
+    const finishSend = (origin: string, ok: boolean, error?: unknown) => {
+      const s = sends.get(origin);
+      if (!s) return;
+      sends.delete(origin);
+      if (error !== undefined) recordError(s.span, error);
+      else if (!ok) s.span.setStatus({ code: 2 });
+      s.span.end();
+      const info = { index: s.index, bytes: s.bytes, seconds: (performance.now() - s.t0) / 1000, ok };
+      for (const o of PeerRequestScope.appendObservers) {
+        const peer = o.observer?.peerOf(origin);
+        if (peer !== undefined) o.observer?.snapshotSent(peer, info);
+      }
+    };
     diagnosticsChannel.subscribe('undici:request:create', (msg) => {
       const { request } = msg as { request: UndiciRequest };
-      const path = String(request.path ?? '').split('?')[0] ?? '';
+      const [path = '', query = ''] = String(request.path ?? '').split('?');
       if (path === '/raft/append') {
         if (PeerRequestScope.appendObservers.size > 0)
           appends.set(request, { t0: performance.now(), origin: String(request.origin ?? '') });
+        return;
+      }
+      if (path.startsWith('/raft/snapshot/')) {
+        if (PeerRequestScope.appendObservers.size === 0) return;
+        const origin = String(request.origin ?? '');
+        if (path === '/raft/snapshot/status') {
+          finishSend(origin, false); // an earlier attempt to this peer that gave up half-way
+          const q = new URLSearchParams(query);
+          const index = Number(q.get('index') ?? 0);
+          const bytes = Number(q.get('size') ?? 0);
+          const span = tracer().startSpan(
+            'raft.snapshot.send',
+            {
+              kind: SpanKind.CLIENT,
+              attributes: {
+                'server.address': origin,
+                'timestore.snapshot.index': index,
+                'timestore.snapshot.bytes': bytes,
+              },
+            },
+            ROOT_CONTEXT,
+          );
+          sends.set(origin, { t0: performance.now(), index, bytes, span });
+        }
+        const s = sends.get(origin);
+        if (!s) return;
+        const headers = injectTraceHeaders({} as Record<string, string>, trace.setSpan(ROOT_CONTEXT, s.span));
+        for (const [k, v] of Object.entries(headers)) request.addHeader?.(k, v);
+        snapshotRequests.set(request, { origin, install: path === '/raft/snapshot/install' });
         return;
       }
       const scope = PeerRequestScope.als.getStore();
@@ -297,12 +357,20 @@ class PeerRequestScope {
     });
     diagnosticsChannel.subscribe('undici:request:headers', (msg) => {
       const { request, response } = msg as { request: object; response: { statusCode: number } };
+      const sr = snapshotRequests.get(request);
+      if (sr) {
+        snapshotRequests.delete(request);
+        // 409 on a chunk: the receiver has another offset and the sender continues from it.
+        if (sr.install) finishSend(sr.origin, response.statusCode === 200);
+        else if (response.statusCode !== 200 && response.statusCode !== 409) finishSend(sr.origin, false);
+        return;
+      }
       const a = appends.get(request);
       if (a) {
         appends.delete(request);
         const seconds = (performance.now() - a.t0) / 1000;
         for (const o of PeerRequestScope.appendObservers) {
-          const peer = o.peerOf?.(a.origin);
+          const peer = o.observer?.peerOf(a.origin);
           if (peer !== undefined) o.metrics.raft.appendDuration.observe({ peer }, seconds);
         }
         return;
@@ -319,6 +387,12 @@ class PeerRequestScope {
     diagnosticsChannel.subscribe('undici:request:error', (msg) => {
       const { request, error } = msg as { request: object; error: unknown };
       appends.delete(request);
+      const sr = snapshotRequests.get(request);
+      if (sr) {
+        snapshotRequests.delete(request);
+        finishSend(sr.origin, false, error);
+        return;
+      }
       const p = pending.get(request);
       if (!p) return;
       pending.delete(request);
@@ -327,6 +401,12 @@ class PeerRequestScope {
       if (p.forward) p.scope.metrics.api.forwardedWrites.inc({ result: 'error' });
     });
   }
+}
+
+interface PeerObserver {
+  /** The member id of a peer, by the origin (scheme://host:port) requests are sent to; undefined if none. */
+  peerOf(origin: string): string | undefined;
+  snapshotSent(peer: string, info: { index: number; bytes: number; seconds: number; ok: boolean }): void;
 }
 
 interface UndiciRequest {

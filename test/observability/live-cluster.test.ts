@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  eventually,
   get,
   post,
   request,
@@ -19,13 +20,7 @@ import {
   type TestCluster,
 } from '../helpers/index.js';
 import { dashboardQueries, definedSeries, loadDashboard, metricNamesInExpr } from './dashboard-metrics.js';
-import {
-  eventually,
-  otlpReceiver,
-  startPrometheus,
-  type PrometheusServer,
-  type ReceivedSpan,
-} from './helpers.js';
+import { otlpReceiver, startPrometheus, type PrometheusServer, type ReceivedSpan } from './helpers.js';
 
 const ELECTION_MS = 1_000;
 const HEARTBEAT_MS = 100;
@@ -43,6 +38,9 @@ before(async () => {
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '200',
       OTEL_NODE_RESOURCE_DETECTORS: 'none',
+      // Small snapshots, often: a follower that falls behind gets one.
+      TIMESTORE_SNAPSHOT_ENTRIES: '20',
+      TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: '5',
       OTEL_TRACES_EXPORTER: undefined,
       OTEL_SDK_DISABLED: undefined,
     },
@@ -224,9 +222,10 @@ test('a real Prometheus scraping the three nodes answers with the values seen di
         const seen = await Promise.all(cluster.nodes.map(metricsText));
         const q = await prom.query(`sum by (instance) (${series})`);
         return cluster.nodes.every((n, i) => {
+          // A labelled counter has no series on a node that never counted (no points ingested).
           const want = sample(seen[i]!, series) ?? sumOf(seen[i]!, series);
           const got = q.find((r) => r.metric.instance === `${n.host}:${n.port}`);
-          return got !== undefined && Number(got.value[1]) === want;
+          return got === undefined ? want === undefined : Number(got.value[1]) === want;
         });
       },
       `Prometheus agrees on ${series}`,
@@ -253,11 +252,11 @@ function logLines(n: NodeProcess): Array<Record<string, unknown>> {
 }
 
 /** Sum of every sample of a labelled family (e.g. a counter with a label). */
-function sumOf(text: string, name: string): number {
-  let s = 0;
+function sumOf(text: string, name: string): number | undefined {
+  let s: number | undefined;
   for (const line of text.split('\n')) {
     if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-      s += Number(line.slice(line.lastIndexOf(' ') + 1));
+      s = (s ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return s;
 }
@@ -340,6 +339,89 @@ test('a write sent to a follower is one trace whose spans come from two nodes', 
   );
 });
 
+test('a follower behind the compacted log gets a snapshot: counted, logged and traced', async () => {
+  const { leader, followers } = await stableLeader();
+  const lagging = followers[1]!;
+  const behind = (await get<{ appliedIndex: number }>(`${lagging.url}/raft/status`)).json.appliedIndex;
+  const pid = lagging.proc.child.pid!;
+  process.kill(pid, 'SIGSTOP');
+  try {
+    // Appends already on the wire sit in the stopped process's socket buffers and would catch it up
+    // on SIGCONT: wait until the leader gave up on them (RPC timeout: 2 election timeouts), then write.
+    await new Promise((r) => setTimeout(r, ELECTION_MS * 4));
+    const sent = (await get<{ lastIndex: number }>(`${leader.url}/raft/status`)).json.lastIndex;
+    for (let i = 0; i < 6; i++) {
+      const rs = await Promise.all(Array.from({ length: 10 }, (_, j) => write(leader, 100 + i * 10 + j)));
+      for (const r of rs) assert.equal(r.status, 201, r.text);
+    }
+    await eventually(
+      async () =>
+        (await get<{ firstIndex: number }>(`${leader.url}/raft/status`)).json.firstIndex >
+        Math.max(behind, sent) + 1,
+      "the leader's log compacted past the stopped follower",
+      60_000,
+    );
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  // Sent by the leader, or by a new one if leadership moved meanwhile (a loaded machine).
+  const { sender, m } = await eventually(
+    async () => {
+      for (const n of cluster.nodes.filter((x) => x !== lagging)) {
+        const t = await metricsText(n);
+        if ((sample(t, 'timestore_raft_snapshots_total{operation="send",result="ok"}') ?? 0) >= 1)
+          return { sender: n, m: t };
+      }
+      return undefined;
+    },
+    `a snapshot sent to ${lagging.id} (${leader.id} was the leader)`,
+    120_000,
+    250,
+  ).catch((err: Error) => {
+    const lines = cluster.nodes.flatMap((n) =>
+      logLines(n)
+        .filter((l) => /snapshot|state changed|leader/i.test(`${String(l.msg)} ${String(l.event)}`))
+        .map((l) => `${n.id} ${JSON.stringify(l)}`),
+    );
+    throw new Error(`${err.message}\n${lines.slice(-60).join('\n')}`);
+  });
+  assert.ok((sample(m, 'timestore_raft_snapshot_bytes_total{operation="send"}') ?? 0) > 0);
+  assert.ok((sample(m, 'timestore_raft_snapshot_duration_seconds_count{operation="send"}') ?? 0) >= 1);
+  assert.ok((sample(m, 'timestore_raft_snapshot_index') ?? 0) > behind);
+  assert.ok(
+    logLines(sender).some((l) => l.event === 'raft.snapshot.send' && l.peer === lagging.id),
+    `${sender.id} logged raft.snapshot.send`,
+  );
+  // The follower's install request continues the sender's trace.
+  await eventually(
+    async () =>
+      rx.spans.some(
+        (send) =>
+          send.name === 'raft.snapshot.send' &&
+          send.instance === sender.id &&
+          rx.spans.some(
+            (s) =>
+              s.instance === lagging.id &&
+              s.name === 'POST /raft/snapshot/install' &&
+              s.parentSpanId === send.spanId &&
+              s.traceId === send.traceId,
+          ),
+      ),
+    'raft.snapshot.send span with the follower install span under it',
+    60_000,
+    250,
+  );
+  // And the follower caught up.
+  const leaderCommit = (await get<{ commitIndex: number }>(`${sender.url}/raft/status`)).json.commitIndex;
+  await eventually(
+    async () =>
+      (await get<{ appliedIndex: number }>(`${lagging.url}/raft/status`)).json.appliedIndex >= leaderCommit,
+    `${lagging.id} caught up`,
+    120_000,
+    250,
+  );
+});
+
 test('probes: ready members, leader-only readiness, liveness kept while quorum is lost', async () => {
   const { leader, followers } = await stableLeader();
   for (const n of cluster.nodes) {
@@ -356,11 +438,12 @@ test('probes: ready members, leader-only readiness, liveness kept while quorum i
   // Freeze both peers of one follower: it loses its leader, readiness fails, liveness does not.
   const [survivor, ...frozen] = [followers[0]!, leader, followers[1]!];
   for (const n of frozen) process.kill(n.proc.child.pid!, 'SIGSTOP');
+  const livez: number[] = [];
   try {
     const notReady = await eventually(
       async () => {
         const live = await get(`${survivor.url}/livez`, { timeoutMs: 10_000 });
-        assert.equal(live.status, 200, `/livez while peers are stopped: ${live.text}`);
+        livez.push(live.status);
         const r = await get(`${survivor.url}/readyz`, { timeoutMs: 10_000 });
         return r.status === 503 ? r : undefined;
       },
@@ -370,6 +453,7 @@ test('probes: ready members, leader-only readiness, liveness kept while quorum i
     );
     assert.match(notReady.contentType, /application\/problem\+json/);
     assert.equal((notReady.json as { reason: string }).reason, 'no-leader');
+    assert.ok(livez.length > 0 && livez.every((st) => st === 200), `/livez answers: ${livez.join(' ')}`);
     const m = await metricsText(survivor);
     assert.equal(sample(m, 'timestore_raft_has_leader'), 0);
     // Still alive, several probes later.
