@@ -18,7 +18,11 @@ export default tseslint.config(
       'no-restricted-properties': [
         'error',
         { object: 'Date', property: 'now', message: 'src/raft is pure: time comes in through tick().' },
-        { object: 'Math', property: 'random', message: 'src/raft is pure: randomness comes in through config.' },
+        {
+          object: 'Math',
+          property: 'random',
+          message: 'src/raft is pure: randomness comes in through config.',
+        },
       ],
       'no-restricted-imports': ['error', { patterns: ['node:*', '../*/**', '../../*'] }],
     },

@@ -6,6 +6,12 @@ import { queryCommand } from './query.js';
 import { statusCommand } from './status.js';
 import { clusterCommand } from './cluster.js';
 
-export const commands: Subcommand[] = [nodeCommand, clusterCommand, writeCommand, queryCommand, statusCommand];
+export const commands: Subcommand[] = [
+  nodeCommand,
+  clusterCommand,
+  writeCommand,
+  queryCommand,
+  statusCommand,
+];
 
 export type { Subcommand } from './types.js';

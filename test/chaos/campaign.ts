@@ -69,8 +69,19 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   try {
     const leader = await cluster.waitForLeader(90_000);
     log(`leader: ${leader}`);
-    const workload = new Workload(wopts, rng.fork(), cluster.ids, (id) => cluster.url(id), () => cluster.ids.filter((id) => cluster.isUp(id)));
-    const nemesis = new Nemesis(cluster, rng.fork(), { ...defaultNemesis, ...(opts.nemesis ?? {}), kinds: opts.faultKinds, log });
+    const workload = new Workload(
+      wopts,
+      rng.fork(),
+      cluster.ids,
+      (id) => cluster.url(id),
+      () => cluster.ids.filter((id) => cluster.isUp(id)),
+    );
+    const nemesis = new Nemesis(cluster, rng.fork(), {
+      ...defaultNemesis,
+      ...(opts.nemesis ?? {}),
+      kinds: opts.faultKinds,
+      log,
+    });
     workload.start();
     nemesis.start();
     const t0 = Date.now();
@@ -102,13 +113,22 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       const l = await cluster.waitForLeader(90_000);
       // A write in the current term makes every earlier entry committed everywhere it is kept.
       for (let i = 0; i < 30; i++) {
-        const r = await call('POST', `${cluster.url(l)}/api/timeseries`, { deviceId: 'barrier', timestamp: new Date().toISOString(), value: i }, 10_000);
+        const r = await call(
+          'POST',
+          `${cluster.url(l)}/api/timeseries`,
+          { deviceId: 'barrier', timestamp: new Date().toISOString(), value: i },
+          10_000,
+        );
         if (r.outcome === 'ok') break;
         await sleep(1000);
       }
       await cluster.waitConverged(120_000);
       const devices = Array.from({ length: wopts.appendDevices }, (_, i) => `append-${i}`);
-      appends = await checkAppends(workload.appends, cluster.ids.map((id) => ({ id, url: cluster.url(id) })), devices);
+      appends = await checkAppends(
+        workload.appends,
+        cluster.ids.map((id) => ({ id, url: cluster.url(id) })),
+        devices,
+      );
     } catch (err) {
       convergeError = String((err as Error).message ?? err).slice(0, 2000);
     }
@@ -118,14 +138,23 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     const problems: string[] = [];
     if (convergeError) problems.push(`did not converge: ${convergeError}`);
     if (appends) {
-      if (appends.lost) problems.push(`${appends.lost} acknowledged appends lost: ${JSON.stringify(appends.lostDetail.slice(0, 5))}`);
+      if (appends.lost)
+        problems.push(
+          `${appends.lost} acknowledged appends lost: ${JSON.stringify(appends.lostDetail.slice(0, 5))}`,
+        );
       if (appends.duplicated) problems.push(`${appends.duplicated} appends stored more than once`);
-      if (appends.failedPresent) problems.push(`${appends.failedPresent} definitely-failed appends are stored`);
+      if (appends.failedPresent)
+        problems.push(`${appends.failedPresent} definitely-failed appends are stored`);
       if (appends.phantom) problems.push(`${appends.phantom} stored values nobody wrote`);
-      if (appends.divergent) problems.push(`nodes hold different sets of values: ${JSON.stringify(appends.perNode)}`);
+      if (appends.divergent)
+        problems.push(`nodes hold different sets of values: ${JSON.stringify(appends.perNode)}`);
     }
-    if (registers.violations) problems.push(`${registers.violations} register keys not linearizable:\n${registers.report.join('\n')}`);
-    if (registers.extraEntryReads) problems.push(`${registers.extraEntryReads} reads saw more than one entry in a register device`);
+    if (registers.violations)
+      problems.push(
+        `${registers.violations} register keys not linearizable:\n${registers.report.join('\n')}`,
+      );
+    if (registers.extraEntryReads)
+      problems.push(`${registers.extraEntryReads} reads saw more than one entry in a register device`);
     if (crashes.length) problems.push(`nodes crashed on their own:\n${crashes.join('\n')}`);
     const status500 = workload.serverErrors.get(500);
     if (status500) problems.push(`${status500} responses with HTTP 500`);
@@ -136,7 +165,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       faults: Object.fromEntries(nemesis.counts),
       nemesisErrors: nemesis.errors,
       ...c,
-      registerWritesAcknowledged: workload.registers.filter((r) => r.type === 'write' && r.outcome === 'ok').length,
+      registerWritesAcknowledged: workload.registers.filter((r) => r.type === 'write' && r.outcome === 'ok')
+        .length,
       serverErrors: Object.fromEntries([...workload.serverErrors].map(([k, v]) => [String(k), v])),
       appends,
       registers,
@@ -175,12 +205,28 @@ export async function runStaleReadDemo(opts: {
 }): Promise<StaleReadDemoResult> {
   const log = opts.log ?? (() => {});
   const rng = new Rng(opts.seed);
-  const cluster = await ChaosCluster.start({ nodes: 3, electionTimeoutMs: opts.electionTimeoutMs, heartbeatMs: opts.heartbeatMs });
+  const cluster = await ChaosCluster.start({
+    nodes: 3,
+    electionTimeoutMs: opts.electionTimeoutMs,
+    heartbeatMs: opts.heartbeatMs,
+  });
   try {
     const oldLeader = await cluster.waitForLeader(90_000);
-    log(`leader ${oldLeader}; register reads with consistency=${opts.readConsistency ?? 'none'} from ${oldLeader} only`);
+    log(
+      `leader ${oldLeader}; register reads with consistency=${opts.readConsistency ?? 'none'} from ${oldLeader} only`,
+    );
     const workload = new Workload(
-      { ...defaultWorkload, appendClients: 0, registerClients: 4, activeKeys: 2, opsPerKey: 10_000, writeRatio: 0.5, readConsistency: opts.readConsistency ?? 'none', readNodes: () => [oldLeader], writeNodes: () => cluster.ids.filter((id) => id !== oldLeader) },
+      {
+        ...defaultWorkload,
+        appendClients: 0,
+        registerClients: 4,
+        activeKeys: 2,
+        opsPerKey: 10_000,
+        writeRatio: 0.5,
+        readConsistency: opts.readConsistency ?? 'none',
+        readNodes: () => [oldLeader],
+        writeNodes: () => cluster.ids.filter((id) => id !== oldLeader),
+      },
       rng.fork(),
       cluster.ids,
       (id) => cluster.url(id),
@@ -203,7 +249,13 @@ export async function runStaleReadDemo(opts: {
     await sleep(2000);
     await workload.stop();
     const registers = checkRegisters(workload.registers);
-    return { records: workload.registers, oldLeader, newLeader, readsFromOldLeader: workload.registers.filter((r) => r.type === 'read' && r.outcome === 'ok').length, registers };
+    return {
+      records: workload.registers,
+      oldLeader,
+      newLeader,
+      readsFromOldLeader: workload.registers.filter((r) => r.type === 'read' && r.outcome === 'ok').length,
+      registers,
+    };
   } finally {
     await cluster.stop();
   }

@@ -50,7 +50,8 @@ const num = (name: string, v: string | undefined): number => {
 const nodes = num('nodes', values.nodes);
 const minutes = num('minutes', values.minutes);
 const runs = Math.max(1, Math.floor(num('runs', values.runs)));
-const seed0 = values.seed !== undefined ? Math.floor(num('seed', values.seed)) : Math.floor(Math.random() * 2 ** 31);
+const seed0 =
+  values.seed !== undefined ? Math.floor(num('seed', values.seed)) : Math.floor(Math.random() * 2 ** 31);
 // Campaigns read with linearizable by default; the stale-read demo with none (that is its point).
 const rc = values['read-consistency'] ?? (values['stale-read-demo'] ? 'none' : 'linearizable');
 if (rc !== 'linearizable' && rc !== 'leader' && rc !== 'none') {
@@ -71,10 +72,18 @@ const ts = () => new Date().toISOString().slice(11, 19);
 const log = (line: string) => console.log(`${ts()} ${line}`);
 
 if (values['stale-read-demo']) {
-  const r = await runStaleReadDemo({ seed: seed0, readConsistency: rc === 'linearizable' ? 'linearizable' : 'none', log });
+  const r = await runStaleReadDemo({
+    seed: seed0,
+    readConsistency: rc === 'linearizable' ? 'linearizable' : 'none',
+    log,
+  });
   await closeAgent();
-  console.log(`old leader ${r.oldLeader}, new leader ${r.newLeader}, reads from the old leader ${r.readsFromOldLeader}`);
-  console.log(`reads with consistency=${rc}; register ops ${r.registers.operations} on ${r.registers.keys} keys: ${r.registers.result}, violations ${r.registers.violations}`);
+  console.log(
+    `old leader ${r.oldLeader}, new leader ${r.newLeader}, reads from the old leader ${r.readsFromOldLeader}`,
+  );
+  console.log(
+    `reads with consistency=${rc}; register ops ${r.registers.operations} on ${r.registers.keys} keys: ${r.registers.result}, violations ${r.registers.violations}`,
+  );
   for (const rep of r.registers.report) console.log(rep);
   process.exit(0);
 }
@@ -102,14 +111,20 @@ for (let i = 0; i < runs && !interrupted; i++) {
         ? {
             env: {
               TIMESTORE_SNAPSHOT_ENTRIES: String(num('snapshot-entries', values['snapshot-entries'])),
-              TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: String(Math.max(1, Math.floor(num('snapshot-entries', values['snapshot-entries']) / 4))),
+              TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: String(
+                Math.max(1, Math.floor(num('snapshot-entries', values['snapshot-entries']) / 4)),
+              ),
             },
           }
         : {}),
       workload: {
         readConsistency: rc,
-        ...(values['append-clients'] ? { appendClients: num('append-clients', values['append-clients']) } : {}),
-        ...(values['register-clients'] ? { registerClients: num('register-clients', values['register-clients']) } : {}),
+        ...(values['append-clients']
+          ? { appendClients: num('append-clients', values['append-clients']) }
+          : {}),
+        ...(values['register-clients']
+          ? { registerClients: num('register-clients', values['register-clients']) }
+          : {}),
       },
       log,
       echo: values.echo,
@@ -132,7 +147,16 @@ for (let i = 0; i < runs && !interrupted; i++) {
       unknown: 0,
       serverErrors: {},
       appends: null,
-      registers: { result: 'unknown', keys: 0, operations: 0, violations: 0, undecided: 0, extraEntryReads: 0, report: [], checkMs: 0 },
+      registers: {
+        result: 'unknown',
+        keys: 0,
+        operations: 0,
+        violations: 0,
+        undecided: 0,
+        extraEntryReads: 0,
+        report: [],
+        checkMs: 0,
+      },
       crashes: [],
       valid: false,
       problems: [`aborted: ${String(err)}`],
@@ -173,12 +197,26 @@ const summary = {
   invalidRuns: results.filter((r) => !r.valid).length,
 };
 console.log('\n==== chaos summary ====');
-console.log(`runs ${summary.runs} (${nodes} nodes, seeds ${summary.seeds.join(',')}), ${summary.minutes} minutes, reads ${rc}`);
-console.log(`faults ${summary.faultsTotal}: ${Object.entries(faults).map(([k, v]) => `${k} ${v}`).join(', ') || '-'}`);
-console.log(`operations ${summary.operations} (ok ${summary.ok}, failed ${summary.failed}, unknown ${summary.unknown})`);
-console.log(`appends acknowledged ${summary.appendsAcknowledged}, lost ${summary.lost}, duplicated ${summary.duplicated}, failed-but-present ${summary.failedPresent}`);
+console.log(
+  `runs ${summary.runs} (${nodes} nodes, seeds ${summary.seeds.join(',')}), ${summary.minutes} minutes, reads ${rc}`,
+);
+console.log(
+  `faults ${summary.faultsTotal}: ${
+    Object.entries(faults)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || '-'
+  }`,
+);
+console.log(
+  `operations ${summary.operations} (ok ${summary.ok}, failed ${summary.failed}, unknown ${summary.unknown})`,
+);
+console.log(
+  `appends acknowledged ${summary.appendsAcknowledged}, lost ${summary.lost}, duplicated ${summary.duplicated}, failed-but-present ${summary.failedPresent}`,
+);
 console.log(`register writes acknowledged ${summary.registerWritesAcknowledged}`);
-console.log(`register ops ${summary.registerOps} on ${summary.registerKeys} keys, linearizability violations ${summary.linearizabilityViolations}, undecided keys ${summary.undecidedKeys}`);
+console.log(
+  `register ops ${summary.registerOps} on ${summary.registerKeys} keys, linearizability violations ${summary.linearizabilityViolations}, undecided keys ${summary.undecidedKeys}`,
+);
 console.log(`5xx responses: ${JSON.stringify(summary.serverErrors)}`);
 console.log(`invalid runs: ${summary.invalidRuns}`);
 if (values.json) writeFileSync(values.json, JSON.stringify({ summary, results }, null, 2));

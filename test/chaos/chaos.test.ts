@@ -20,9 +20,20 @@ process.on('beforeExit', () => {
 });
 if (process.env.TIMESTORE_CHAOS_HANDLES === '1')
   process.on('beforeExit', () => {
-    const p = process as unknown as { _getActiveHandles(): Array<Record<string, unknown>>; _getActiveRequests(): Array<Record<string, unknown>> };
-    for (const h of p._getActiveHandles()) console.error('handle', (h.constructor as { name: string }).name, h.remotePort ?? '', h.localPort ?? '', h.destroyed ?? '');
-    for (const r of p._getActiveRequests()) console.error('request', (r.constructor as { name: string }).name);
+    const p = process as unknown as {
+      _getActiveHandles(): Array<Record<string, unknown>>;
+      _getActiveRequests(): Array<Record<string, unknown>>;
+    };
+    for (const h of p._getActiveHandles())
+      console.error(
+        'handle',
+        (h.constructor as { name: string }).name,
+        h.remotePort ?? '',
+        h.localPort ?? '',
+        h.destroyed ?? '',
+      );
+    for (const r of p._getActiveRequests())
+      console.error('request', (r.constructor as { name: string }).name);
   });
 const log = process.env.TIMESTORE_CHAOS_LOG === '1' ? (l: string) => console.error(l) : undefined;
 const seed = Number(process.env.TIMESTORE_CHAOS_SEED ?? 20261122);

@@ -30,13 +30,22 @@ export interface AppendCheck {
 }
 
 /** All entries of a device on one node, local state (the cluster is quiet when this runs). */
-export async function readDevice(url: string, deviceId: string): Promise<Array<{ id: string; value: number }>> {
+export async function readDevice(
+  url: string,
+  deviceId: string,
+): Promise<Array<{ id: string; value: number }>> {
   const out: Array<{ id: string; value: number }> = [];
   let cursor: string | undefined;
   for (let page = 0; page < 10_000; page++) {
     const q = `consistency=none&limit=10000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-    const r = await call('GET', `${url}/api/timeseries/device/${encodeURIComponent(deviceId)}?${q}`, undefined, 30_000);
-    if (r.outcome !== 'ok' || !Array.isArray(r.json)) throw new Error(`reading ${deviceId} from ${url}: HTTP ${r.status ?? r.error}`);
+    const r = await call(
+      'GET',
+      `${url}/api/timeseries/device/${encodeURIComponent(deviceId)}?${q}`,
+      undefined,
+      30_000,
+    );
+    if (r.outcome !== 'ok' || !Array.isArray(r.json))
+      throw new Error(`reading ${deviceId} from ${url}: HTTP ${r.status ?? r.error}`);
     out.push(...(r.json as Array<{ id: string; value: number }>));
     const next = r.headers?.['x-next-cursor'];
     cursor = Array.isArray(next) ? next[0] : next;
@@ -45,13 +54,18 @@ export async function readDevice(url: string, deviceId: string): Promise<Array<{
   throw new Error('too many pages');
 }
 
-export async function checkAppends(records: AppendRecord[], nodes: Array<{ id: string; url: string }>, devices: string[]): Promise<AppendCheck> {
+export async function checkAppends(
+  records: AppendRecord[],
+  nodes: Array<{ id: string; url: string }>,
+  devices: string[],
+): Promise<AppendCheck> {
   const byValue = new Map<number, AppendRecord>();
   for (const r of records) byValue.set(r.value, r);
   const stored = new Map<string, Map<number, number>>(); // node → value → count
   for (const n of nodes) {
     const m = new Map<number, number>();
-    for (const d of devices) for (const e of await readDevice(n.url, d)) m.set(e.value, (m.get(e.value) ?? 0) + 1);
+    for (const d of devices)
+      for (const e of await readDevice(n.url, d)) m.set(e.value, (m.get(e.value) ?? 0) + 1);
     stored.set(n.id, m);
   }
   const res: AppendCheck = {
@@ -73,7 +87,11 @@ export async function checkAppends(records: AppendRecord[], nodes: Array<{ id: s
       res.acknowledged++;
       if (presentOn.length < nodes.length) {
         res.lost++;
-        if (res.lostDetail.length < 20) res.lostDetail.push({ value: r.value, missingOn: nodes.map((n) => n.id).filter((id) => !presentOn.includes(id)) });
+        if (res.lostDetail.length < 20)
+          res.lostDetail.push({
+            value: r.value,
+            missingOn: nodes.map((n) => n.id).filter((id) => !presentOn.includes(id)),
+          });
       }
     } else if (r.outcome === 'failed') {
       res.failed++;
@@ -113,7 +131,10 @@ export interface RegisterCheck {
 
 export function checkRegisters(records: RegisterRecord[], opts: { timeoutMs?: number } = {}): RegisterCheck {
   const history = registerRecordsToHistory(records);
-  const rep = checkOperations(registerModel, history, { timeoutMs: opts.timeoutMs ?? 120_000, stopOnIllegal: false });
+  const rep = checkOperations(registerModel, history, {
+    timeoutMs: opts.timeoutMs ?? 120_000,
+    stopOnIllegal: false,
+  });
   const bad = rep.partitions.filter((p) => p.result === 'illegal');
   return {
     result: rep.result,

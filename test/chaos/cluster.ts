@@ -40,7 +40,18 @@ class ScriptNodeProcess extends NodeProcess {
     super(opts);
   }
   override argv(): string[] {
-    return ['--import', 'tsx', this.script, '--id', this.id, '--listen', `${this.host}:${this.port}`, '--data-dir', this.dataDir, ...this.extra];
+    return [
+      '--import',
+      'tsx',
+      this.script,
+      '--id',
+      this.id,
+      '--listen',
+      `${this.host}:${this.port}`,
+      '--data-dir',
+      this.dataDir,
+      ...this.extra,
+    ];
   }
 }
 
@@ -76,33 +87,34 @@ export class ChaosCluster {
   }
 
   private async startOnce(): Promise<void> {
-    const c = this;
     const opts = this.opts;
     // Proxies first: their ephemeral ports are then taken when the nodes' ports are chosen.
-    await c.net.listen();
+    await this.net.listen();
     const portList = await freePorts(opts.nodes);
-    portList.forEach((p, i) => (c.ports[`n${i + 1}`] = p));
-    c.net.setTargets(c.ports);
-    const ports = c.ports;
+    portList.forEach((p, i) => (this.ports[`n${i + 1}`] = p));
+    this.net.setTargets(this.ports);
+    const ports = this.ports;
     const root = tempDir('timestore-chaos-');
-    for (const id of c.ids) {
+    for (const id of this.ids) {
       const args = [
-        '--election-timeout-ms', String(opts.electionTimeoutMs ?? 1000),
-        '--heartbeat-ms', String(opts.heartbeatMs ?? 100),
-        ...(opts.nodes > 1 ? ['--peers', c.net.peersFor(id)] : []),
+        '--election-timeout-ms',
+        String(opts.electionTimeoutMs ?? 1000),
+        '--heartbeat-ms',
+        String(opts.heartbeatMs ?? 100),
+        ...(opts.nodes > 1 ? ['--peers', this.net.peersFor(id)] : []),
         ...(opts.args ?? []),
       ];
       const env: Record<string, string> = { ...(opts.env ?? {}) };
       if (opts.echo) env.TIMESTORE_TEST_ECHO = '1';
       const nopts = { id, port: ports[id]!, dataDir: `${root}/${id}`, args, env, startTimeoutMs: 90_000 };
       const node = opts.script ? new ScriptNodeProcess(nopts, opts.script, args) : new NodeProcess(nopts);
-      c.procs.set(id, node);
+      this.procs.set(id, node);
     }
     // Start all before waiting on any: a node may not report live until it sees its peers.
     const prevLevel = process.env.TIMESTORE_TEST_LOG_LEVEL;
     process.env.TIMESTORE_TEST_LOG_LEVEL = opts.logLevel ?? 'warn';
     try {
-      await Promise.all(c.ids.map((id) => c.procs.get(id)!.start()));
+      await Promise.all(this.ids.map((id) => this.procs.get(id)!.start()));
     } finally {
       if (prevLevel === undefined) delete process.env.TIMESTORE_TEST_LOG_LEVEL;
       else process.env.TIMESTORE_TEST_LOG_LEVEL = prevLevel;
@@ -179,7 +191,8 @@ export class ChaosCluster {
   /** The node that says it is leader in the highest term, if any. */
   async leader(): Promise<string | null> {
     let best: RaftStatus | null = null;
-    for (const s of (await this.statuses()).values()) if (s.state === 'Leader' && (!best || s.term > best.term)) best = s;
+    for (const s of (await this.statuses()).values())
+      if (s.state === 'Leader' && (!best || s.term > best.term)) best = s;
     return best?.nodeId ?? null;
   }
 
@@ -187,12 +200,14 @@ export class ChaosCluster {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const st = await this.statuses();
-      for (const s of st.values()) if (s.state === 'Leader' && (!among || among.includes(s.nodeId))) {
-        // Confirmed by a majority of the reachable nodes?
-        const agree = [...st.values()].filter((o) => o.leaderId === s.nodeId && o.term === s.term).length;
-        if (agree * 2 > this.ids.length || this.ids.length === 1) return s.nodeId;
-      }
-      if (Date.now() > deadline) throw new Error(`no leader within ${timeoutMs} ms: ${JSON.stringify([...st.values()])}`);
+      for (const s of st.values())
+        if (s.state === 'Leader' && (!among || among.includes(s.nodeId))) {
+          // Confirmed by a majority of the reachable nodes?
+          const agree = [...st.values()].filter((o) => o.leaderId === s.nodeId && o.term === s.term).length;
+          if (agree * 2 > this.ids.length || this.ids.length === 1) return s.nodeId;
+        }
+      if (Date.now() > deadline)
+        throw new Error(`no leader within ${timeoutMs} ms: ${JSON.stringify([...st.values()])}`);
       await sleep(200);
     }
   }
@@ -206,9 +221,16 @@ export class ChaosCluster {
       if (last.size === this.ids.length) {
         const vals = [...last.values()];
         const c0 = vals[0]!.commitIndex;
-        if (vals.every((s) => s.commitIndex === c0 && s.appliedIndex === c0) && vals.some((s) => s.state === 'Leader')) return last;
+        if (
+          vals.every((s) => s.commitIndex === c0 && s.appliedIndex === c0) &&
+          vals.some((s) => s.state === 'Leader')
+        )
+          return last;
       }
-      if (Date.now() > deadline) throw new Error(`cluster did not converge within ${timeoutMs} ms: ${JSON.stringify([...last.values()])}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `cluster did not converge within ${timeoutMs} ms: ${JSON.stringify([...last.values()])}`,
+        );
       await sleep(300);
     }
   }

@@ -68,7 +68,12 @@ if (bug === 'ack-before-fsync')
     buffered = [];
   }, 500);
 
-const json = (res: import('node:http').ServerResponse, status: number, body: unknown, type = 'application/json') => {
+const json = (
+  res: import('node:http').ServerResponse,
+  status: number,
+  body: unknown,
+  type = 'application/json',
+) => {
   res.writeHead(status, { 'content-type': type });
   res.end(JSON.stringify(body));
 };
@@ -77,14 +82,27 @@ const problem = (res: import('node:http').ServerResponse, status: number, detail
 
 const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
-  if (req.method === 'GET' && url.pathname === '/livez') return json(res, 200, { status: 'ok', nodeId: values.id, version: 'fake' });
+  if (req.method === 'GET' && url.pathname === '/livez')
+    return json(res, 200, { status: 'ok', nodeId: values.id, version: 'fake' });
   if (req.method === 'GET' && url.pathname === '/raft/status')
-    return json(res, 200, { state: 'Leader', leaderId: values.id, nodeId: values.id, term: 1, commitIndex: applied, appliedIndex: applied, members: [values.id] });
+    return json(res, 200, {
+      state: 'Leader',
+      leaderId: values.id,
+      nodeId: values.id,
+      term: 1,
+      commitIndex: applied,
+      appliedIndex: applied,
+      members: [values.id],
+    });
   const m = /^\/api\/timeseries\/device\/([^/]+)$/.exec(url.pathname);
   if (req.method === 'GET' && m) {
     const dev = decodeURIComponent(m[1]!);
     const src = bug === 'stale-reads' && url.searchParams.get('consistency') !== 'none' ? stale : state;
-    return json(res, 200, [...src.values()].filter((e) => e.deviceId === dev));
+    return json(
+      res,
+      200,
+      [...src.values()].filter((e) => e.deviceId === dev),
+    );
   }
   if (req.method === 'POST' && url.pathname === '/api/timeseries') {
     let body = '';
@@ -96,8 +114,14 @@ const server = createServer((req, res) => {
       } catch {
         return problem(res, 400, 'malformed JSON');
       }
-      if (typeof e.deviceId !== 'string' || typeof e.value !== 'number' || typeof e.timestamp !== 'string') return problem(res, 400, 'bad entry');
-      const entry: Entry = { id: e.id ?? randomUUID(), deviceId: e.deviceId, timestamp: e.timestamp, value: e.value };
+      if (typeof e.deviceId !== 'string' || typeof e.value !== 'number' || typeof e.timestamp !== 'string')
+        return problem(res, 400, 'bad entry');
+      const entry: Entry = {
+        id: e.id ?? randomUUID(),
+        deviceId: e.deviceId,
+        timestamp: e.timestamp,
+        value: e.value,
+      };
       persist(JSON.stringify(entry));
       state.set(entry.id, entry);
       applied++;

@@ -20,7 +20,12 @@ export interface CallResult {
 
 const agent = new Agent({ keepAliveTimeout: 4_000, connect: { timeout: 2_000 } });
 
-export async function call(method: 'GET' | 'POST', url: string, body: unknown, timeoutMs: number): Promise<CallResult> {
+export async function call(
+  method: 'GET' | 'POST',
+  url: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<CallResult> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new Error('client timeout')), timeoutMs);
   try {
@@ -41,13 +46,15 @@ export async function call(method: 'GET' | 'POST', url: string, body: unknown, t
       json = undefined;
     }
     const status = res.statusCode;
-    const outcome: Outcome = status >= 200 && status < 300 ? 'ok' : status >= 400 && status < 500 ? 'failed' : 'unknown';
+    const outcome: Outcome =
+      status >= 200 && status < 300 ? 'ok' : status >= 400 && status < 500 ? 'failed' : 'unknown';
     return { outcome, status, json, headers: res.headers as CallResult['headers'] };
   } catch (err) {
     const e = err as { code?: string; cause?: { code?: string }; message?: string };
     const code = e.code ?? e.cause?.code;
     // Refused: nothing reached a server, so the call cannot have had an effect.
-    if (code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT') return { outcome: 'failed', error: code };
+    if (code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT')
+      return { outcome: 'failed', error: code };
     return { outcome: 'unknown', error: code ?? e.message ?? String(err) };
   } finally {
     clearTimeout(timer);

@@ -50,7 +50,14 @@ export class Nemesis {
   kinds(): FaultKind[] {
     const n = this.cluster.ids.length;
     let ks = this.opts.kinds ?? [...faultKinds];
-    if (n === 1) ks = ks.filter((k) => !k.startsWith('partition') && k !== 'link-delay' && k !== 'transfer-leadership' && k !== 'membership');
+    if (n === 1)
+      ks = ks.filter(
+        (k) =>
+          !k.startsWith('partition') &&
+          k !== 'link-delay' &&
+          k !== 'transfer-leadership' &&
+          k !== 'membership',
+      );
     if (n < 4) ks = ks.filter((k) => k !== 'partition-ring');
     if (this.transferUnsupported) ks = ks.filter((k) => k !== 'transfer-leadership');
     return ks;
@@ -140,13 +147,17 @@ export class Nemesis {
       case 'partition-majority-minority': {
         const shuffled = this.rng.shuffle(ids);
         const minority = shuffled.slice(0, Math.floor((ids.length - 1) / 2));
-        return cut(partitions.majorityMinority(minority, ids), `partition minority [${minority}] | majority [${shuffled.slice(minority.length)}]`);
+        return cut(
+          partitions.majorityMinority(minority, ids),
+          `partition minority [${minority}] | majority [${shuffled.slice(minority.length)}]`,
+        );
       }
       case 'partition-asymmetric': {
         // The leader can send but not receive (or the reverse): heartbeats flow one way only.
         const id = await this.leaderOrRandom();
         const others = ids.filter((x) => x !== id);
-        if (this.rng.chance(0.5)) return cut(partitions.asymmetric(others, [id]), `asymmetric: ${id} hears nobody`);
+        if (this.rng.chance(0.5))
+          return cut(partitions.asymmetric(others, [id]), `asymmetric: ${id} hears nobody`);
         return cut(partitions.asymmetric([id], others), `asymmetric: nobody hears ${id}`);
       }
       case 'partition-bridge': {

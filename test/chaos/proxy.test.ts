@@ -51,7 +51,6 @@ function roundTrip(s: Socket, data: string, ms = 5000): Promise<string> {
 }
 
 const closed = (s: Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function net2(): Promise<{ net: FaultNetwork; echo: Awaited<ReturnType<typeof echoServer>> }> {
   const echo = await echoServer();
@@ -102,7 +101,10 @@ describe('fault proxy: link modes', () => {
     const { net, echo } = await net2();
     try {
       net.cut(partitions.asymmetric(['b'], ['a']));
-      assert.deepEqual(net.faultyLinks().map((l) => `${l.from}->${l.to}`), ['b->a']);
+      assert.deepEqual(
+        net.faultyLinks().map((l) => `${l.from}->${l.to}`),
+        ['b->a'],
+      );
       const s = await open(net.proxyPort('a', 'b'));
       assert.equal(await roundTrip(s, 'ping', 300), 'silence');
       assert.equal(echo.received(), 4); // b got it

@@ -99,8 +99,14 @@ export class FaultNetwork {
   /** Real addresses of nodes (host:port), for the node's own entry in its --peers list. */
   private readonly addresses = new Map<string, { host: string; port: number }>();
 
-  constructor(readonly nodes: string[], readonly host = '127.0.0.1') {
-    for (const a of nodes) for (const b of nodes) if (a !== b) this.stats.set(key(a, b), { connections: 0, bytesForwarded: 0, bytesDropped: 0, resets: 0 });
+  constructor(
+    readonly nodes: string[],
+    readonly host = '127.0.0.1',
+  ) {
+    for (const a of nodes)
+      for (const b of nodes)
+        if (a !== b)
+          this.stats.set(key(a, b), { connections: 0, bytesForwarded: 0, bytesDropped: 0, resets: 0 });
   }
 
   /** Start the proxies for all directed pairs towards the nodes' real ports. */
@@ -111,7 +117,8 @@ export class FaultNetwork {
 
   /** Open the proxies' listening ports (before choosing the nodes' ports, so they cannot collide). */
   async listen(): Promise<void> {
-    for (const a of this.nodes) for (const b of this.nodes) if (a !== b && !this.servers.has(key(a, b))) await this.startProxy(a, b);
+    for (const a of this.nodes)
+      for (const b of this.nodes) if (a !== b && !this.servers.has(key(a, b))) await this.startProxy(a, b);
   }
 
   /** Where each node really listens (used when a proxy connection is opened). */

@@ -99,8 +99,10 @@ export class Workload {
   }
 
   start(): void {
-    for (let i = 0; i < this.opts.appendClients; i++) this.running.push(this.appendClient(i, this.rng.fork()));
-    for (let i = 0; i < this.opts.registerClients; i++) this.running.push(this.registerClient(i, this.rng.fork()));
+    for (let i = 0; i < this.opts.appendClients; i++)
+      this.running.push(this.appendClient(i, this.rng.fork()));
+    for (let i = 0; i < this.opts.registerClients; i++)
+      this.running.push(this.registerClient(i, this.rng.fork()));
   }
 
   async stop(): Promise<void> {
@@ -114,7 +116,8 @@ export class Workload {
   }
 
   private noteStatus(status: number | undefined): void {
-    if (status !== undefined && status >= 500) this.serverErrors.set(status, (this.serverErrors.get(status) ?? 0) + 1);
+    if (status !== undefined && status >= 500)
+      this.serverErrors.set(status, (this.serverErrors.get(status) ?? 0) + 1);
   }
 
   private async think(rng: Rng): Promise<void> {
@@ -126,9 +129,21 @@ export class Workload {
       const node = this.pickNode(rng);
       const value = this.nextValue++;
       const deviceId = `append-${rng.int(0, this.opts.appendDevices - 1)}`;
-      const rec: AppendRecord = { value, deviceId, node, call: performance.now(), ret: 0, outcome: 'unknown' };
+      const rec: AppendRecord = {
+        value,
+        deviceId,
+        node,
+        call: performance.now(),
+        ret: 0,
+        outcome: 'unknown',
+      };
       this.appends.push(rec);
-      const r = await call('POST', `${this.urlOf(node)}/api/timeseries`, { deviceId, timestamp: new Date().toISOString(), value }, this.opts.requestTimeoutMs);
+      const r = await call(
+        'POST',
+        `${this.urlOf(node)}/api/timeseries`,
+        { deviceId, timestamp: new Date().toISOString(), value },
+        this.opts.requestTimeoutMs,
+      );
       rec.ret = performance.now();
       rec.outcome = r.outcome;
       rec.status = r.status;
@@ -150,9 +165,23 @@ export class Workload {
       if (isWrite) {
         const node = this.pickNode(rng, this.opts.writeNodes?.());
         const value = this.nextValue++;
-        const rec: RegisterRecord = { client, key, type: 'write', value, node, call: performance.now(), ret: 0, outcome: 'unknown' };
+        const rec: RegisterRecord = {
+          client,
+          key,
+          type: 'write',
+          value,
+          node,
+          call: performance.now(),
+          ret: 0,
+          outcome: 'unknown',
+        };
         this.registers.push(rec);
-        const r = await call('POST', `${this.urlOf(node)}/api/timeseries`, { id: this.keyIds.get(key), deviceId: key, timestamp: REGISTER_TS, value }, this.opts.requestTimeoutMs);
+        const r = await call(
+          'POST',
+          `${this.urlOf(node)}/api/timeseries`,
+          { id: this.keyIds.get(key), deviceId: key, timestamp: REGISTER_TS, value },
+          this.opts.requestTimeoutMs,
+        );
         rec.ret = performance.now();
         rec.outcome = r.outcome;
         rec.status = r.status;
@@ -160,9 +189,23 @@ export class Workload {
         this.noteStatus(r.status);
       } else {
         const node = this.pickNode(rng, this.opts.readNodes?.());
-        const rec: RegisterRecord = { client, key, type: 'read', value: undefined, node, call: performance.now(), ret: 0, outcome: 'unknown' };
+        const rec: RegisterRecord = {
+          client,
+          key,
+          type: 'read',
+          value: undefined,
+          node,
+          call: performance.now(),
+          ret: 0,
+          outcome: 'unknown',
+        };
         this.registers.push(rec);
-        const r = await call('GET', `${this.urlOf(node)}/api/timeseries/device/${key}?consistency=${this.opts.readConsistency}`, undefined, this.opts.requestTimeoutMs);
+        const r = await call(
+          'GET',
+          `${this.urlOf(node)}/api/timeseries/device/${key}?consistency=${this.opts.readConsistency}`,
+          undefined,
+          this.opts.requestTimeoutMs,
+        );
         rec.ret = performance.now();
         rec.status = r.status;
         rec.error = r.error;
@@ -203,7 +246,13 @@ export function registerRecordsToHistory(records: RegisterRecord[]): RegisterOp[
     if (r.outcome === 'failed') continue; // definitely no effect (writes) / no information (reads)
     if (r.type === 'read') {
       if (r.outcome !== 'ok') continue;
-      out.push({ clientId: r.client, input: { key: r.key, type: 'read' }, call: r.call, ret: r.ret, output: r.value === null ? null : String(r.value) });
+      out.push({
+        clientId: r.client,
+        input: { key: r.key, type: 'read' },
+        call: r.call,
+        ret: r.ret,
+        output: r.value === null ? null : String(r.value),
+      });
     } else {
       out.push({
         clientId: r.client,

@@ -21,7 +21,11 @@ let node: NodeProcess | null = null;
 let url = values.url;
 if (!url) {
   const port = await freePort();
-  node = await startNodeProcess({ port, args: ['--peers', `n1=http://127.0.0.1:${port}`], env: { TIMESTORE_TEST_LOG_LEVEL: 'warn' } });
+  node = await startNodeProcess({
+    port,
+    args: ['--peers', `n1=http://127.0.0.1:${port}`],
+    env: { TIMESTORE_TEST_LOG_LEVEL: 'warn' },
+  });
   url = node.url;
 }
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
@@ -37,12 +41,34 @@ try {
     log: (l) => console.log(l),
   });
   const slow = await slowBodies(url);
-  console.log(JSON.stringify({ seed, requests: stats.requests + slow.requests, stateChecks: stats.stateChecks, byKind: stats.byKind, byStatus: stats.byStatus, byOperation: stats.byOperation }, null, 1));
-  const failures = [...stats.failures.map((f) => `${f.op} [${f.kind}] ${f.method} ${f.url} body=${JSON.stringify(f.bodyPrefix.slice(0, 120))}: ${f.problem}`), ...slow.failures];
+  console.log(
+    JSON.stringify(
+      {
+        seed,
+        requests: stats.requests + slow.requests,
+        stateChecks: stats.stateChecks,
+        byKind: stats.byKind,
+        byStatus: stats.byStatus,
+        byOperation: stats.byOperation,
+      },
+      null,
+      1,
+    ),
+  );
+  const failures = [
+    ...stats.failures.map(
+      (f) =>
+        `${f.op} [${f.kind}] ${f.method} ${f.url} body=${JSON.stringify(f.bodyPrefix.slice(0, 120))}: ${f.problem}`,
+    ),
+    ...slow.failures,
+  ];
   const byKind: Record<string, number> = {};
   for (const a of stats.accepted) byKind[`${a.op} ${a.kind}`] = (byKind[`${a.op} ${a.kind}`] ?? 0) + 1;
   console.log(`certainly-invalid input accepted (2xx): ${stats.accepted.length} ${JSON.stringify(byKind)}`);
-  for (const a of stats.accepted.slice(0, 10)) console.log(`  ${a.op} [${a.kind}] body=${JSON.stringify(a.bodyPrefix.slice(0, 100))}: ${a.problem.slice(0, 200)}`);
+  for (const a of stats.accepted.slice(0, 10))
+    console.log(
+      `  ${a.op} [${a.kind}] body=${JSON.stringify(a.bodyPrefix.slice(0, 100))}: ${a.problem.slice(0, 200)}`,
+    );
   console.log(`failures: ${failures.length}`);
   for (const f of failures) console.log(`  ${f}`);
   if (node && !node.proc.running) {

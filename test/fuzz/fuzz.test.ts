@@ -26,8 +26,18 @@ const seed = Number(process.env.TIMESTORE_FUZZ_SEED ?? 1122);
 describe('fuzzing a node from its OpenAPI document', { timeout: 900_000 }, () => {
   before(async () => {
     const port = await freePort();
-    node = await startNodeProcess({ port, args: ['--peers', `n1=http://127.0.0.1:${port}`], env: { TIMESTORE_TEST_LOG_LEVEL: 'warn' } });
-    stats = await fuzzNode({ baseUrl: node.url, runsGenerated, runsMutated, maxBodyBytes: 4 * 1024 * 1024, seed });
+    node = await startNodeProcess({
+      port,
+      args: ['--peers', `n1=http://127.0.0.1:${port}`],
+      env: { TIMESTORE_TEST_LOG_LEVEL: 'warn' },
+    });
+    stats = await fuzzNode({
+      baseUrl: node.url,
+      runsGenerated,
+      runsMutated,
+      maxBodyBytes: 4 * 1024 * 1024,
+      seed,
+    });
     slow = await slowBodies(node.url);
     console.log(
       `fuzz: ${stats.requests + slow.requests} requests, ${stats.stateChecks} state checks, by status ${JSON.stringify(stats.byStatus)}, ` +
@@ -41,7 +51,13 @@ describe('fuzzing a node from its OpenAPI document', { timeout: 900_000 }, () =>
   const failures = () => stats.failures.map((f) => `${f.op} [${f.kind}] ${f.problem}`);
 
   test('every operation of the document and every peer endpoint was exercised', () => {
-    for (const op of ['POST /api/timeseries', 'GET /api/timeseries', 'GET /api/timeseries/device/{deviceId}', 'POST /raft/append', 'POST /raft/vote'])
+    for (const op of [
+      'POST /api/timeseries',
+      'GET /api/timeseries',
+      'GET /api/timeseries/device/{deviceId}',
+      'POST /raft/append',
+      'POST /raft/vote',
+    ])
       assert.ok((stats.byOperation[op] ?? 0) > 0, `${op} not fuzzed`);
     assert.ok(stats.stateChecks > 0);
   });
@@ -55,17 +71,32 @@ describe('fuzzing a node from its OpenAPI document', { timeout: 900_000 }, () =>
 
   for (const k of KNOWN) {
     test(`known bug: ${k.what}`, { todo: 'a bug in the node, reported; see docs/RELIABILITY.md' }, () => {
-      assert.deepEqual(failures().filter((f) => k.re.test(f)), []);
+      assert.deepEqual(
+        failures().filter((f) => k.re.test(f)),
+        [],
+      );
     });
   }
 
   test('certainly-invalid input to the public API is rejected (not taken with 2xx)', () => {
     const pub = stats.accepted.filter((a) => !/^POST \/raft\/|^POST \/cluster\//.test(a.op));
-    assert.deepEqual(pub.map((a) => `${a.op} [${a.kind}] ${a.bodyPrefix.slice(0, 80)}: ${a.problem.slice(0, 120)}`), []);
+    assert.deepEqual(
+      pub.map((a) => `${a.op} [${a.kind}] ${a.bodyPrefix.slice(0, 80)}: ${a.problem.slice(0, 120)}`),
+      [],
+    );
   });
 
-  test('forwarded commands obey the public API rules', { todo: '/raft/forward stores ids that are not UUIDs and timestamps the API refuses; see docs/RELIABILITY.md' }, () => {
-    const peer = stats.accepted.filter((a) => /^POST \/raft\/|^POST \/cluster\//.test(a.op));
-    assert.deepEqual(peer.map((a) => `${a.op} [${a.kind}] ${a.bodyPrefix.slice(0, 120)}`), []);
-  });
+  test(
+    'forwarded commands obey the public API rules',
+    {
+      todo: '/raft/forward stores ids that are not UUIDs and timestamps the API refuses; see docs/RELIABILITY.md',
+    },
+    () => {
+      const peer = stats.accepted.filter((a) => /^POST \/raft\/|^POST \/cluster\//.test(a.op));
+      assert.deepEqual(
+        peer.map((a) => `${a.op} [${a.kind}] ${a.bodyPrefix.slice(0, 120)}`),
+        [],
+      );
+    },
+  );
 });

@@ -59,7 +59,8 @@ export class Spec {
       seen++;
       let target: any = this.doc;
       for (const part of s.$ref.split('#').filter(Boolean)) {
-        for (const seg of part.split('/').filter(Boolean)) target = target?.[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+        for (const seg of part.split('/').filter(Boolean))
+          target = target?.[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
       }
       const { $ref: _r, ...rest } = s;
       s = { ...(target ?? {}), ...rest };
@@ -72,7 +73,9 @@ export class Spec {
     for (const [path, item] of Object.entries<Schema>(this.doc.paths ?? {})) {
       for (const [method, op] of Object.entries<Schema>(item)) {
         if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
-        const params: Schema[] = [...(item.parameters ?? []), ...(op.parameters ?? [])].map((p) => this.resolve(p));
+        const params: Schema[] = [...(item.parameters ?? []), ...(op.parameters ?? [])].map((p) =>
+          this.resolve(p),
+        );
         const body: Record<string, Schema> = {};
         const rb = this.resolve(op.requestBody);
         for (const [ct, media] of Object.entries<Schema>(rb.content ?? {})) body[ct] = media.schema ?? {};
@@ -80,8 +83,12 @@ export class Spec {
           method,
           path,
           source: 'openapi',
-          pathParams: params.filter((p) => p.in === 'path').map((p) => ({ name: p.name, schema: p.schema ?? {} })),
-          queryParams: params.filter((p) => p.in === 'query').map((p) => ({ name: p.name, schema: p.schema ?? {}, required: !!p.required })),
+          pathParams: params
+            .filter((p) => p.in === 'path')
+            .map((p) => ({ name: p.name, schema: p.schema ?? {} })),
+          queryParams: params
+            .filter((p) => p.in === 'query')
+            .map((p) => ({ name: p.name, schema: p.schema ?? {}, required: !!p.required })),
           body,
           mutating: method !== 'get',
         });
@@ -90,7 +97,15 @@ export class Spec {
     if (includePeers) {
       for (const p of peerEndpoints) {
         if (ops.some((o) => o.path === p.path && o.method === p.method)) continue;
-        ops.push({ method: p.method, path: p.path, source: 'peer', pathParams: [], queryParams: [], body: {}, mutating: p.method !== 'get' });
+        ops.push({
+          method: p.method,
+          path: p.path,
+          source: 'peer',
+          pathParams: [],
+          queryParams: [],
+          body: {},
+          mutating: p.method !== 'get',
+        });
       }
     }
     return ops;
@@ -106,8 +121,10 @@ export class Spec {
     if (s.const !== undefined) return fc.constant(s.const);
     if (Array.isArray(s.enum)) return fc.constantFrom(...(s.enum as Json[]));
     const alts = s.oneOf ?? s.anyOf;
-    if (Array.isArray(alts) && alts.length) return fc.oneof(...alts.map((a: Schema) => this.arbitrary(a, depth + 1)));
-    if (Array.isArray(s.allOf) && s.allOf.length) return this.arbitrary({ ...s, allOf: undefined, ...this.resolve(s.allOf[0]) }, depth);
+    if (Array.isArray(alts) && alts.length)
+      return fc.oneof(...alts.map((a: Schema) => this.arbitrary(a, depth + 1)));
+    if (Array.isArray(s.allOf) && s.allOf.length)
+      return this.arbitrary({ ...s, allOf: undefined, ...this.resolve(s.allOf[0]) }, depth);
     const type = Array.isArray(s.type) ? s.type[0] : s.type;
     switch (type) {
       case 'string':
@@ -115,14 +132,22 @@ export class Spec {
       case 'integer':
         return fc.integer({ min: s.minimum ?? -1e6, max: s.maximum ?? 1e6 });
       case 'number':
-        return fc.double({ min: s.minimum ?? -1e9, max: s.maximum ?? 1e9, noNaN: true, noDefaultInfinity: true });
+        return fc.double({
+          min: s.minimum ?? -1e9,
+          max: s.maximum ?? 1e9,
+          noNaN: true,
+          noDefaultInfinity: true,
+        });
       case 'boolean':
         return fc.boolean();
       case 'null':
         return fc.constant(null);
       case 'array': {
         const min = s.minItems ?? 0;
-        return fc.array(this.arbitrary(s.items, depth + 1), { minLength: min, maxLength: Math.max(min, Math.min(s.maxItems ?? 4, 4)) });
+        return fc.array(this.arbitrary(s.items, depth + 1), {
+          minLength: min,
+          maxLength: Math.max(min, Math.min(s.maxItems ?? 4, 4)),
+        });
       }
       case 'object':
       default: {
@@ -133,8 +158,16 @@ export class Spec {
           Object.fromEntries(Object.entries(props).map(([k, v]) => [k, this.arbitrary(v, depth + 1)])),
           { requiredKeys: [...required].filter((k) => k in props) },
         ) as fc.Arbitrary<Record<string, Json>>;
-        if (s.additionalProperties && typeof s.additionalProperties === 'object' && Object.keys(props).length === 0) {
-          return fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), this.arbitrary(s.additionalProperties, depth + 1), { maxKeys: 3 }) as fc.Arbitrary<Json>;
+        if (
+          s.additionalProperties &&
+          typeof s.additionalProperties === 'object' &&
+          Object.keys(props).length === 0
+        ) {
+          return fc.dictionary(
+            fc.string({ minLength: 1, maxLength: 8 }),
+            this.arbitrary(s.additionalProperties, depth + 1),
+            { maxKeys: 3 },
+          ) as fc.Arbitrary<Json>;
         }
         return rec as fc.Arbitrary<Json>;
       }
@@ -144,10 +177,18 @@ export class Spec {
   private stringArb(s: Schema): fc.Arbitrary<Json> {
     if (s.format === 'uuid') return fc.uuid();
     if (s.format === 'date-time')
-      return fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2200-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString());
+      return fc
+        .date({
+          min: new Date('1970-01-01T00:00:00Z'),
+          max: new Date('2200-01-01T00:00:00Z'),
+          noInvalidDate: true,
+        })
+        .map((d) => d.toISOString());
     if (typeof s.pattern === 'string') {
       try {
-        return fc.stringMatching(new RegExp(s.pattern)).filter((x) => x.length <= (s.maxLength ?? 64) && x.length >= (s.minLength ?? 0));
+        return fc
+          .stringMatching(new RegExp(s.pattern))
+          .filter((x) => x.length <= (s.maxLength ?? 64) && x.length >= (s.minLength ?? 0));
       } catch {
         // fall through
       }
@@ -189,20 +230,34 @@ function asQueryString(v: Json): string {
 
 /** A request from the declared schemas (valid as far as the schemas can say; may still be rejected). */
 export function generatedRequest(spec: Spec, op: Operation): fc.Arbitrary<FuzzRequest> {
-  const pathArb = fc.record(Object.fromEntries(op.pathParams.map((p) => [p.name, spec.arbitrary(p.schema).map(asQueryString)]))) as fc.Arbitrary<Record<string, string>>;
-  const queryArb = fc.tuple(
-    ...op.queryParams.map((q) => {
-      const s = spec.resolve(q.schema);
-      const v =
-        s.type === 'integer' ? fc.integer({ min: s.minimum ?? 0, max: s.maximum ?? 1000 }).map(String) : spec.arbitrary(s).map(asQueryString);
-      return q.required ? v.map((x) => [[q.name, x]] as Array<[string, string]>) : fc.option(v, { nil: undefined }).map((x) => (x === undefined ? [] : [[q.name, x] as [string, string]]));
-    }),
-  ).map((xs) => xs.flat());
+  const pathArb = fc.record(
+    Object.fromEntries(op.pathParams.map((p) => [p.name, spec.arbitrary(p.schema).map(asQueryString)])),
+  ) as fc.Arbitrary<Record<string, string>>;
+  const queryArb = fc
+    .tuple(
+      ...op.queryParams.map((q) => {
+        const s = spec.resolve(q.schema);
+        const v =
+          s.type === 'integer'
+            ? fc.integer({ min: s.minimum ?? 0, max: s.maximum ?? 1000 }).map(String)
+            : spec.arbitrary(s).map(asQueryString);
+        return q.required
+          ? v.map((x) => [[q.name, x]] as Array<[string, string]>)
+          : fc
+              .option(v, { nil: undefined })
+              .map((x) => (x === undefined ? [] : [[q.name, x] as [string, string]]));
+      }),
+    )
+    .map((xs) => xs.flat());
   const cts = Object.keys(op.body);
   const bodyArb: fc.Arbitrary<{ ct?: string; body?: Buffer }> = cts.includes('application/json')
-    ? spec.arbitrary(op.body['application/json']).map((b) => ({ ct: 'application/json', body: Buffer.from(JSON.stringify(b)) }))
+    ? spec
+        .arbitrary(op.body['application/json'])
+        .map((b) => ({ ct: 'application/json', body: Buffer.from(JSON.stringify(b)) }))
     : cts.length
-      ? spec.arbitrary(op.body[cts[0]!]).map((b) => ({ ct: cts[0]!, body: Buffer.from(typeof b === 'string' ? b : JSON.stringify(b)) }))
+      ? spec
+          .arbitrary(op.body[cts[0]!])
+          .map((b) => ({ ct: cts[0]!, body: Buffer.from(typeof b === 'string' ? b : JSON.stringify(b)) }))
       : fc.constant({});
   return fc.tuple(pathArb, queryArb, bodyArb).map(([pv, q, b]): FuzzRequest => ({
     method: op.method.toUpperCase(),
@@ -249,32 +304,64 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
   const base = generatedRequest(spec, op);
   const takesBody = Object.keys(op.body).length > 0 || op.source === 'peer';
   const json = (kind: string, text: string | Buffer, invalid = true, ct = 'application/json') =>
-    base.map((r) => ({ ...r, kind, invalid, headers: { ...r.headers, 'content-type': ct }, body: Buffer.isBuffer(text) ? text : Buffer.from(text) }));
+    base.map((r) => ({
+      ...r,
+      kind,
+      invalid,
+      headers: { ...r.headers, 'content-type': ct },
+      body: Buffer.isBuffer(text) ? text : Buffer.from(text),
+    }));
   const entryish = (patch: (e: Record<string, Json>) => void) =>
-    fc.record({ value: fc.double({ noNaN: true, noDefaultInfinity: true }), deviceId: fc.string({ minLength: 1, maxLength: 10 }) }).map(({ value, deviceId }) => {
-      const e: Record<string, Json> = { deviceId: deviceId || 'd', timestamp: '2026-01-01T00:00:00Z', value };
-      patch(e);
-      return e;
-    });
+    fc
+      .record({
+        value: fc.double({ noNaN: true, noDefaultInfinity: true }),
+        deviceId: fc.string({ minLength: 1, maxLength: 10 }),
+      })
+      .map(({ value, deviceId }) => {
+        const e: Record<string, Json> = {
+          deviceId: deviceId || 'd',
+          timestamp: '2026-01-01T00:00:00Z',
+          value,
+        };
+        patch(e);
+        return e;
+      });
   const bodyMutations: Array<fc.Arbitrary<FuzzRequest>> = [];
   if (takesBody) {
     bodyMutations.push(
       // malformed JSON
       fc
-        .constantFrom('{', '{"deviceId":', '[1,2', '{"a":1,}', "{'a':1}", 'nul', '{"a":1}{"b":2}', '\u0000', '{"deviceId":"x" "value":1}', ']', '"')
+        .constantFrom(
+          '{',
+          '{"deviceId":',
+          '[1,2',
+          '{"a":1,}',
+          "{'a':1}",
+          'nul',
+          '{"a":1}{"b":2}',
+          '\u0000',
+          '{"deviceId":"x" "value":1}',
+          ']',
+          '"',
+        )
         .chain((t) => json('malformed-json', t)),
-      fc.string({ maxLength: 40 }).filter((t) => {
-        try {
-          JSON.parse(t);
-          return false;
-        } catch {
-          return true;
-        }
-      }).chain((t) => json('malformed-json', t)),
+      fc
+        .string({ maxLength: 40 })
+        .filter((t) => {
+          try {
+            JSON.parse(t);
+            return false;
+          } catch {
+            return true;
+          }
+        })
+        .chain((t) => json('malformed-json', t)),
       // NaN / Infinity literals (not JSON)
-      fc.constantFrom('NaN', 'Infinity', '-Infinity').chain((lit) =>
-        json('nan-infinity', `{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":${lit}}`),
-      ),
+      fc
+        .constantFrom('NaN', 'Infinity', '-Infinity')
+        .chain((lit) =>
+          json('nan-infinity', `{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":${lit}}`),
+        ),
       // numbers that overflow to Infinity when parsed
       json('nan-infinity', '{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1e400}'),
       // wrong JSON types at top level and in fields
@@ -282,7 +369,10 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
         .constantFrom<Json>(null, true, 42, 'a string', [], [null], [[]], [1, 2, 3])
         .chain((v) => json('wrong-type', JSON.stringify(v))),
       fc
-        .tuple(fc.constantFrom('deviceId', 'timestamp', 'value', 'id', 'tags', 'attributes', 'precision'), fc.constantFrom<Json>(null, true, [], {}, 12, 'x', [1], { a: { b: 1 } }))
+        .tuple(
+          fc.constantFrom('deviceId', 'timestamp', 'value', 'id', 'tags', 'attributes', 'precision'),
+          fc.constantFrom<Json>(null, true, [], {}, 12, 'x', [1], { a: { b: 1 } }),
+        )
         // Only combinations that are certainly the wrong type (an object is right for tags/attributes,
         // a string for deviceId, a number for value).
         .filter(([field, v]) => {
@@ -292,70 +382,160 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
           if (field === 'value') return typeof v !== 'number';
           return true;
         })
-        .chain(([field, v]) => entryish((e) => (e[field] = v)).chain((e) => json('wrong-type', JSON.stringify(e)))),
+        .chain(([field, v]) =>
+          entryish((e) => (e[field] = v)).chain((e) => json('wrong-type', JSON.stringify(e))),
+        ),
       // unknown fields, prototype pollution keys
-      fc.constantFrom('__proto__', 'constructor', 'prototype', 'extra', '').chain((k) =>
-        entryish(() => {}).chain((e) => json('unknown-field', JSON.stringify(e).replace(/^\{/, `{${JSON.stringify(k)}:{"polluted":true},`))),
-      ),
+      fc
+        .constantFrom('__proto__', 'constructor', 'prototype', 'extra', '')
+        .chain((k) =>
+          entryish(() => {}).chain((e) =>
+            json(
+              'unknown-field',
+              JSON.stringify(e).replace(/^\{/, `{${JSON.stringify(k)}:{"polluted":true},`),
+            ),
+          ),
+        ),
       // missing required fields
-      fc.constantFrom('deviceId', 'timestamp', 'value').chain((k) => entryish((e) => delete e[k]).chain((e) => json('missing-field', JSON.stringify(e)))),
+      fc
+        .constantFrom('deviceId', 'timestamp', 'value')
+        .chain((k) => entryish((e) => delete e[k]).chain((e) => json('missing-field', JSON.stringify(e)))),
       // absurd timestamps
-      fc.constantFrom(...absurdTimestamps).chain((ts) => entryish((e) => (e.timestamp = ts)).chain((e) => json('absurd-timestamp', JSON.stringify(e)))),
-      fc.constantFrom<Json>(1e300, -1e300, 2 ** 63, 1e20, -1e20).chain((ts) =>
-        fc.constantFrom('s', 'ms', 'us', 'ns').chain((p) => entryish((e) => ((e.timestamp = ts), (e.precision = p))).chain((e) => json('absurd-timestamp', JSON.stringify(e)))),
-      ),
+      fc
+        .constantFrom(...absurdTimestamps)
+        .chain((ts) =>
+          entryish((e) => (e.timestamp = ts)).chain((e) => json('absurd-timestamp', JSON.stringify(e))),
+        ),
+      fc
+        .constantFrom<Json>(1e300, -1e300, 2 ** 63, 1e20, -1e20)
+        .chain((ts) =>
+          fc
+            .constantFrom('s', 'ms', 'us', 'ns')
+            .chain((p) =>
+              entryish((e) => ((e.timestamp = ts), (e.precision = p))).chain((e) =>
+                json('absurd-timestamp', JSON.stringify(e)),
+              ),
+            ),
+        ),
       // numeric timestamp without precision
       entryish((e) => (e.timestamp = 1700000000)).chain((e) => json('absurd-timestamp', JSON.stringify(e))),
       // invalid unicode: lone surrogates (valid JSON escapes), raw invalid UTF-8 bytes
-      fc.constantFrom('\\ud800', '\\udfff', 'a\\ud83d', '\\udc00\\ud800').chain((u) =>
-        json('invalid-unicode', `{"deviceId":"dev${u}","timestamp":"2026-01-01T00:00:00Z","value":1}`),
-      ),
-      fc.constantFrom([0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0x80]).chain((bytes) =>
-        json(
-          'invalid-unicode',
-          Buffer.concat([Buffer.from('{"deviceId":"dev'), Buffer.from(bytes), Buffer.from('","timestamp":"2026-01-01T00:00:00Z","value":1}')]),
+      fc
+        .constantFrom('\\ud800', '\\udfff', 'a\\ud83d', '\\udc00\\ud800')
+        .chain((u) =>
+          json('invalid-unicode', `{"deviceId":"dev${u}","timestamp":"2026-01-01T00:00:00Z","value":1}`),
         ),
-      ),
+      fc
+        .constantFrom([0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0x80])
+        .chain((bytes) =>
+          json(
+            'invalid-unicode',
+            Buffer.concat([
+              Buffer.from('{"deviceId":"dev'),
+              Buffer.from(bytes),
+              Buffer.from('","timestamp":"2026-01-01T00:00:00Z","value":1}'),
+            ]),
+          ),
+        ),
       // deeply nested bodies (top level and inside attributes)
       fc.integer({ min: 50, max: 100_000 }).chain((d) => json('deep-nesting', deepJson(d))),
-      fc.integer({ min: 9, max: 5000 }).chain((d) =>
-        json('deep-nesting', `{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1,"attributes":{"a":${deepJson(d, '{"a":', '}').replace(/\{"a":\}/, '{}')}}}`),
-      ),
+      fc
+        .integer({ min: 9, max: 5000 })
+        .chain((d) =>
+          json(
+            'deep-nesting',
+            `{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1,"attributes":{"a":${deepJson(d, '{"a":', '}').replace(/\{"a":\}/, '{}')}}}`,
+          ),
+        ),
       // huge bodies: just over the limit and far over it
-      fc.constantFrom(maxBodyBytes + 1, maxBodyBytes * 3).chain((n) =>
-        json('huge-body', `{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1,"attributes":{"x":"${'x'.repeat(n)}"}}`),
-      ),
+      fc
+        .constantFrom(maxBodyBytes + 1, maxBodyBytes * 3)
+        .chain((n) =>
+          json(
+            'huge-body',
+            `{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1,"attributes":{"x":"${'x'.repeat(n)}"}}`,
+          ),
+        ),
       // oversized batch (more entries than allowed), and an empty batch
       json(
         'oversized-batch',
-        JSON.stringify(Array.from({ length: 10_001 }, (_, i) => ({ deviceId: 'b', timestamp: '2026-01-01T00:00:00Z', value: i }))),
+        JSON.stringify(
+          Array.from({ length: 10_001 }, (_, i) => ({
+            deviceId: 'b',
+            timestamp: '2026-01-01T00:00:00Z',
+            value: i,
+          })),
+        ),
       ),
       json('oversized-batch', '[]'),
       // a batch with one bad entry among good ones: nothing may be written
-      fc.integer({ min: 0, max: 4 }).chain((bad) =>
-        json(
-          'bad-batch-item',
-          JSON.stringify(Array.from({ length: 5 }, (_, i) => (i === bad ? { deviceId: '', timestamp: 'x', value: 'y' } : { deviceId: 'b', timestamp: '2026-01-01T00:00:00Z', value: i }))),
+      fc
+        .integer({ min: 0, max: 4 })
+        .chain((bad) =>
+          json(
+            'bad-batch-item',
+            JSON.stringify(
+              Array.from({ length: 5 }, (_, i) =>
+                i === bad
+                  ? { deviceId: '', timestamp: 'x', value: 'y' }
+                  : { deviceId: 'b', timestamp: '2026-01-01T00:00:00Z', value: i },
+              ),
+            ),
+          ),
         ),
-      ),
       // wrong or missing content type
       fc
-        .constantFrom('text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', '')
-        .chain((ct) => json('wrong-content-type', '{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1}', ct !== '', ct)),
+        .constantFrom(
+          'text/plain',
+          'application/xml',
+          'multipart/form-data; boundary=x',
+          'application/x-www-form-urlencoded',
+          'application/json; charset=utf-16',
+          '',
+        )
+        .chain((ct) =>
+          json(
+            'wrong-content-type',
+            '{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1}',
+            ct !== '',
+            ct,
+          ),
+        ),
       // empty body with a JSON content type
       json('empty-body', ''),
       // NDJSON with a bad line
-      json('ndjson-bad-line', '{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1}\n{oops}\n', true, 'application/x-ndjson'),
+      json(
+        'ndjson-bad-line',
+        '{"deviceId":"d","timestamp":"2026-01-01T00:00:00Z","value":1}\n{oops}\n',
+        true,
+        'application/x-ndjson',
+      ),
     );
   }
   if (op.path === '/raft/forward') {
     // A well-formed forwarded command carrying a point the public API would reject.
-    const point = { id: '0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2', deviceId: 'fwd', ts: 1_767_225_600_000_000, value: 1 };
+    const point = {
+      id: '0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2',
+      deviceId: 'fwd',
+      ts: 1_767_225_600_000_000,
+      value: 1,
+    };
     const deep = JSON.parse(deepJson(20, '{"a":', '}').replace(/\{"a":\}/, '{}'));
     bodyMutations.push(
       fc
-        .constantFrom<Record<string, Json>>({ id: 'not-a-uuid' }, { deviceId: 'x'.repeat(1000) }, { attributes: deep }, { tags: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`t${i}`, 'v'])) }, { ts: -(2 ** 52) })
-        .chain((patch) => json('peer-forward-invalid', JSON.stringify({ command: { ops: [{ op: 'put', point: { ...point, ...patch } }] } }))),
+        .constantFrom<Record<string, Json>>(
+          { id: 'not-a-uuid' },
+          { deviceId: 'x'.repeat(1000) },
+          { attributes: deep },
+          { tags: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`t${i}`, 'v'])) },
+          { ts: -(2 ** 52) },
+        )
+        .chain((patch) =>
+          json(
+            'peer-forward-invalid',
+            JSON.stringify({ command: { ops: [{ op: 'put', point: { ...point, ...patch } }] } }),
+          ),
+        ),
     );
   }
   const paramMutations: Array<fc.Arbitrary<FuzzRequest>> = [];
@@ -364,7 +544,21 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
       fc
         .tuple(
           fc.constantFrom(...op.queryParams.filter((q) => !['cursor'].includes(q.name)).map((q) => q.name)),
-          fc.constantFrom('', '-1', '0', '1e400', 'NaN', 'Infinity', '99999999999999999999', '\u0000', '%', 'x'.repeat(5000), '2026-13-45', '[]', '{"a":1}'),
+          fc.constantFrom(
+            '',
+            '-1',
+            '0',
+            '1e400',
+            'NaN',
+            'Infinity',
+            '99999999999999999999',
+            '\u0000',
+            '%',
+            'x'.repeat(5000),
+            '2026-13-45',
+            '[]',
+            '{"a":1}',
+          ),
         )
         .chain(([name, v]) =>
           base.map((r) => {
@@ -372,31 +566,60 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
             const u = new URL(r.url, 'http://x');
             u.searchParams.delete(name);
             u.searchParams.set(name, v);
-            return { ...r, url: `${u.pathname}?${u.searchParams.toString()}`, kind: 'bad-query', invalid: false } as FuzzRequest;
+            return {
+              ...r,
+              url: `${u.pathname}?${u.searchParams.toString()}`,
+              kind: 'bad-query',
+              invalid: false,
+            } as FuzzRequest;
           }),
         ),
       // repeated parameters
-      fc.constantFrom(...op.queryParams.map((q) => q.name)).chain((name) =>
-        base.map((r) => ({ ...r, url: `${r.url}${r.url.includes('?') ? '&' : '?'}${enc(name)}=1&${enc(name)}=2`, kind: 'repeated-query', invalid: false })),
-      ),
+      fc
+        .constantFrom(...op.queryParams.map((q) => q.name))
+        .chain((name) =>
+          base.map((r) => ({
+            ...r,
+            url: `${r.url}${r.url.includes('?') ? '&' : '?'}${enc(name)}=1&${enc(name)}=2`,
+            kind: 'repeated-query',
+            invalid: false,
+          })),
+        ),
       // unknown parameter (the query schemas are strict)
-      base.map((r) => ({ ...r, url: `${r.url}${r.url.includes('?') ? '&' : '?'}bogus=1`, kind: 'unknown-query', invalid: true })),
+      base.map((r) => ({
+        ...r,
+        url: `${r.url}${r.url.includes('?') ? '&' : '?'}bogus=1`,
+        kind: 'unknown-query',
+        invalid: true,
+      })),
     );
   }
   if (op.pathParams.length) {
     paramMutations.push(
-      fc.constantFrom('%00', '%ZZ', '..%2F..%2Fetc%2Fpasswd', 'x'.repeat(10_000), '%F0%28%8C%BC', '%ED%A0%80', encodeURIComponent('🦄'.repeat(100)), '%20').map((raw) => {
-        let p = op.path;
-        for (const pp of op.pathParams) p = p.replace(`{${pp.name}}`, raw);
-        return { method, url: p, headers: {}, kind: 'bad-path', invalid: false } as FuzzRequest;
-      }),
+      fc
+        .constantFrom(
+          '%00',
+          '%ZZ',
+          '..%2F..%2Fetc%2Fpasswd',
+          'x'.repeat(10_000),
+          '%F0%28%8C%BC',
+          '%ED%A0%80',
+          encodeURIComponent('🦄'.repeat(100)),
+          '%20',
+        )
+        .map((raw) => {
+          let p = op.path;
+          for (const pp of op.pathParams) p = p.replace(`{${pp.name}}`, raw);
+          return { method, url: p, headers: {}, kind: 'bad-path', invalid: false } as FuzzRequest;
+        }),
     );
   }
   // Methods the path does not have
   paramMutations.push(
-    fc.constantFrom('PUT', 'PATCH', 'DELETE', 'POST', 'GET').filter((m) => m !== method).chain((m) =>
-      base.map((r) => ({ ...r, method: m, kind: 'other-method', invalid: false })),
-    ),
+    fc
+      .constantFrom('PUT', 'PATCH', 'DELETE', 'POST', 'GET')
+      .filter((m) => m !== method)
+      .chain((m) => base.map((r) => ({ ...r, method: m, kind: 'other-method', invalid: false }))),
   );
   return fc.oneof(...bodyMutations, ...paramMutations);
 }
@@ -417,12 +640,28 @@ export function send(base: URL, r: FuzzRequest, timeoutMs = 30_000): Promise<Fuz
     const headers: Record<string, string | number> = { ...r.headers };
     if (r.body) headers['content-length'] = r.body.length;
     const req = httpRequest(
-      { host: base.hostname, port: base.port, method: r.method, path: r.url, headers, agent: false, timeout: timeoutMs },
+      {
+        host: base.hostname,
+        port: base.port,
+        method: r.method,
+        path: r.url,
+        headers,
+        agent: false,
+        timeout: timeoutMs,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (d: Buffer) => chunks.push(d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (e) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '', error: String(e) }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', (e) =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '', error: String(e) }),
+        );
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -457,7 +696,8 @@ export function judge(r: FuzzRequest, res: FuzzResponse): string | null {
   if (res.status >= 500) return `HTTP ${res.status}: ${res.body.slice(0, 300)}`;
   if (res.status >= 400) {
     const ct = String(res.headers['content-type'] ?? '');
-    if (!ct.includes('application/problem+json')) return `HTTP ${res.status} with content-type "${ct}" (expected application/problem+json)`;
+    if (!ct.includes('application/problem+json'))
+      return `HTTP ${res.status} with content-type "${ct}" (expected application/problem+json)`;
     let p: any;
     try {
       p = JSON.parse(res.body);
@@ -479,10 +719,19 @@ export async function fingerprint(base: URL): Promise<{ count: number; hash: str
   let cursor: string | undefined;
   for (let page = 0; page < 1000; page++) {
     const q = `limit=10000&consistency=none${cursor ? `&cursor=${enc(cursor)}` : ''}`;
-    const res = await send(base, { method: 'GET', url: `/api/timeseries?${q}`, headers: {}, kind: 'fingerprint', invalid: false });
+    const res = await send(base, {
+      method: 'GET',
+      url: `/api/timeseries?${q}`,
+      headers: {},
+      kind: 'fingerprint',
+      invalid: false,
+    });
     if (res.status !== 200) throw new Error(`fingerprint: HTTP ${res.status} ${res.body.slice(0, 200)}`);
     const entries = JSON.parse(res.body) as Array<Record<string, unknown>>;
-    for (const e of entries) h.update(JSON.stringify([e.id, e.deviceId, e.timestamp, e.value, e.tags ?? null, e.attributes ?? null]));
+    for (const e of entries)
+      h.update(
+        JSON.stringify([e.id, e.deviceId, e.timestamp, e.value, e.tags ?? null, e.attributes ?? null]),
+      );
     count += entries.length;
     const next = res.headers['x-next-cursor'];
     cursor = Array.isArray(next) ? next[0] : next;
@@ -499,11 +748,26 @@ export interface FuzzStats {
   stateChecks: number;
   /** Certainly-invalid input answered with 2xx (by kind). */
   accepted: Array<{ op: string; kind: string; url: string; bodyPrefix: string; problem: string }>;
-  failures: Array<{ op: string; kind: string; method: string; url: string; bodyPrefix: string; problem: string }>;
+  failures: Array<{
+    op: string;
+    kind: string;
+    method: string;
+    url: string;
+    bodyPrefix: string;
+    problem: string;
+  }>;
 }
 
 export function newStats(): FuzzStats {
-  return { requests: 0, byKind: {}, byStatus: {}, byOperation: {}, stateChecks: 0, accepted: [], failures: [] };
+  return {
+    requests: 0,
+    byKind: {},
+    byStatus: {},
+    byOperation: {},
+    stateChecks: 0,
+    accepted: [],
+    failures: [],
+  };
 }
 
 const inc = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
@@ -522,14 +786,24 @@ export interface FuzzOptions {
 }
 
 async function livez(base: URL): Promise<boolean> {
-  const r = await send(base, { method: 'GET', url: '/livez', headers: {}, kind: 'livez', invalid: false }, 10_000);
+  const r = await send(
+    base,
+    { method: 'GET', url: '/livez', headers: {}, kind: 'livez', invalid: false },
+    10_000,
+  );
   return r.status === 200;
 }
 
 /** Fuzz every operation of the node's OpenAPI document (and the peer endpoints). */
 export async function fuzzNode(opts: FuzzOptions): Promise<FuzzStats> {
   const base = new URL(opts.baseUrl);
-  const docRes = await send(base, { method: 'GET', url: '/openapi.json', headers: {}, kind: 'openapi', invalid: false });
+  const docRes = await send(base, {
+    method: 'GET',
+    url: '/openapi.json',
+    headers: {},
+    kind: 'openapi',
+    invalid: false,
+  });
   if (docRes.status !== 200) throw new Error(`GET /openapi.json: HTTP ${docRes.status}`);
   const spec = new Spec(JSON.parse(docRes.body));
   const stats = newStats();
@@ -537,11 +811,24 @@ export async function fuzzNode(opts: FuzzOptions): Promise<FuzzStats> {
   const record = (op: Operation, r: FuzzRequest, problem: string) => {
     if (problem.startsWith('accepted: ')) {
       if (stats.accepted.length < maxFailures)
-        stats.accepted.push({ op: `${op.method.toUpperCase()} ${op.path}`, kind: r.kind, url: r.url.slice(0, 200), bodyPrefix: (r.body ?? Buffer.alloc(0)).subarray(0, 200).toString('utf8'), problem: problem.slice(10) });
+        stats.accepted.push({
+          op: `${op.method.toUpperCase()} ${op.path}`,
+          kind: r.kind,
+          url: r.url.slice(0, 200),
+          bodyPrefix: (r.body ?? Buffer.alloc(0)).subarray(0, 200).toString('utf8'),
+          problem: problem.slice(10),
+        });
       return;
     }
     if (stats.failures.length < maxFailures)
-      stats.failures.push({ op: `${op.method.toUpperCase()} ${op.path}`, kind: r.kind, method: r.method, url: r.url.slice(0, 200), bodyPrefix: (r.body ?? Buffer.alloc(0)).subarray(0, 200).toString('utf8'), problem });
+      stats.failures.push({
+        op: `${op.method.toUpperCase()} ${op.path}`,
+        kind: r.kind,
+        method: r.method,
+        url: r.url.slice(0, 200),
+        bodyPrefix: (r.body ?? Buffer.alloc(0)).subarray(0, 200).toString('utf8'),
+        problem,
+      });
   };
   for (const op of spec.operations(opts.includePeers ?? true)) {
     if (op.path === '/swagger') continue; // static UI assets
@@ -560,11 +847,19 @@ export async function fuzzNode(opts: FuzzOptions): Promise<FuzzStats> {
       const problem = judge(r, res);
       if (problem) record(op, r, problem);
       // Rejected input must not change anything.
-      if (before && ((res.status >= 400 && res.status < 500) || (op.source === 'peer' && r.kind !== 'peer-forward-invalid'))) {
+      if (
+        before &&
+        ((res.status >= 400 && res.status < 500) ||
+          (op.source === 'peer' && r.kind !== 'peer-forward-invalid'))
+      ) {
         stats.stateChecks++;
         const after = await fingerprint(base);
         if (after.hash !== before.hash)
-          record(op, r, `state changed by a ${res.status >= 400 ? 'rejected ' : 'peer '}request (HTTP ${res.status}): ${before.count} → ${after.count} entries`);
+          record(
+            op,
+            r,
+            `state changed by a ${res.status >= 400 ? 'rejected ' : 'peer '}request (HTTP ${res.status}): ${before.count} → ${after.count} entries`,
+          );
       }
       if (res.status === 0 || res.status >= 500) {
         if (!(await livez(base))) {
@@ -576,10 +871,18 @@ export async function fuzzNode(opts: FuzzOptions): Promise<FuzzStats> {
     };
     // Generated requests are run for peer endpoints only if the document declares them.
     if (op.source === 'openapi' && opts.runsGenerated > 0) {
-      await fc.assert(fc.asyncProperty(generatedRequest(spec, op), exec), { numRuns: opts.runsGenerated, seed: opts.seed, endOnFailure: true });
+      await fc.assert(fc.asyncProperty(generatedRequest(spec, op), exec), {
+        numRuns: opts.runsGenerated,
+        seed: opts.seed,
+        endOnFailure: true,
+      });
     }
     if (opts.runsMutated > 0) {
-      await fc.assert(fc.asyncProperty(mutatedRequest(spec, op, opts.maxBodyBytes), exec), { numRuns: opts.runsMutated, seed: opts.seed, endOnFailure: true });
+      await fc.assert(fc.asyncProperty(mutatedRequest(spec, op, opts.maxBodyBytes), exec), {
+        numRuns: opts.runsMutated,
+        seed: opts.seed,
+        endOnFailure: true,
+      });
     }
     if (!(await livez(base))) throw new Error(`node down after fuzzing ${name}`);
   }
@@ -594,18 +897,45 @@ export async function slowBodies(baseUrl: string): Promise<{ requests: number; f
   const bad = Buffer.from('{"deviceId":"slow","timestamp":"2026-01-01T00:00:00Z","value":NaN}');
   let requests = 0;
   // Trickled valid body: stored normally.
-  const r1 = await send(base, { method: 'POST', url: '/api/timeseries', headers: { 'content-type': 'application/json' }, body: good, kind: 'slow-body', invalid: false, slow: { chunks: 8, pauseMs: 150 } });
+  const r1 = await send(base, {
+    method: 'POST',
+    url: '/api/timeseries',
+    headers: { 'content-type': 'application/json' },
+    body: good,
+    kind: 'slow-body',
+    invalid: false,
+    slow: { chunks: 8, pauseMs: 150 },
+  });
   requests++;
-  if (r1.status !== 201) failures.push(`trickled valid body: HTTP ${r1.status} ${r1.error ?? r1.body.slice(0, 200)}`);
+  if (r1.status !== 201)
+    failures.push(`trickled valid body: HTTP ${r1.status} ${r1.error ?? r1.body.slice(0, 200)}`);
   // Trickled invalid body: 400, nothing stored.
   const before = await fingerprint(base);
-  const r2 = await send(base, { method: 'POST', url: '/api/timeseries', headers: { 'content-type': 'application/json' }, body: bad, kind: 'slow-body', invalid: true, slow: { chunks: 8, pauseMs: 150 } });
+  const r2 = await send(base, {
+    method: 'POST',
+    url: '/api/timeseries',
+    headers: { 'content-type': 'application/json' },
+    body: bad,
+    kind: 'slow-body',
+    invalid: true,
+    slow: { chunks: 8, pauseMs: 150 },
+  });
   requests++;
-  const p2 = judge({ method: 'POST', url: '/api/timeseries', headers: {}, kind: 'slow-body', invalid: true }, r2);
+  const p2 = judge(
+    { method: 'POST', url: '/api/timeseries', headers: {}, kind: 'slow-body', invalid: true },
+    r2,
+  );
   if (p2) failures.push(`trickled invalid body: ${p2}`);
   // Stalled body: announce 1000 bytes, send 10, then hang up after a while.
   await new Promise<void>((resolve) => {
-    const req = httpRequest({ host: base.hostname, port: base.port, method: 'POST', path: '/api/timeseries', agent: false, headers: { 'content-type': 'application/json', 'content-length': 1000 } });
+    const req = httpRequest({
+      host: base.hostname,
+      port: base.port,
+      method: 'POST',
+      path: '/api/timeseries',
+      agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': 1000 },
+    });
     req.on('error', () => resolve());
     req.on('response', (res) => {
       res.resume();
@@ -619,7 +949,8 @@ export async function slowBodies(baseUrl: string): Promise<{ requests: number; f
   });
   requests++;
   const after = await fingerprint(base);
-  if (after.hash !== before.hash) failures.push(`state changed by an invalid or stalled slow body: ${before.count} → ${after.count}`);
+  if (after.hash !== before.hash)
+    failures.push(`state changed by an invalid or stalled slow body: ${before.count} → ${after.count}`);
   if (!(await livez(base))) failures.push('node down after slow bodies');
   return { requests, failures };
 }

@@ -12,7 +12,13 @@ const w = (key: string, value: string, call: number, ret: number, clientId = 0):
   ret,
   output: ret === Infinity ? undefined : true,
 });
-const r = (key: string, value: string | null | undefined, call: number, ret: number, clientId = 0): RegisterOp => ({
+const r = (
+  key: string,
+  value: string | null | undefined,
+  call: number,
+  ret: number,
+  clientId = 0,
+): RegisterOp => ({
   clientId,
   input: { key, type: 'read' },
   call,
@@ -89,7 +95,13 @@ describe('linearizability checker: indeterminate operations', () => {
   });
 
   test('an unknown write may take effect much later than its call', () => {
-    const h = [w('k', '1', 0, 1), w('k', '2', 2, Infinity), r('k', '1', 3, 4), r('k', '1', 50, 51), r('k', '2', 100, 101)];
+    const h = [
+      w('k', '1', 0, 1),
+      w('k', '2', 2, Infinity),
+      r('k', '1', 3, 4),
+      r('k', '1', 50, 51),
+      r('k', '2', 100, 101),
+    ];
     assert.equal(check(h), 'ok');
   });
 
@@ -102,7 +114,13 @@ describe('linearizability checker: indeterminate operations', () => {
   });
 
   test('an unknown write takes effect at most once (cannot flip back)', () => {
-    const h = [w('k', 'x', 0, Infinity), w('k', 'y', 1, 2), r('k', 'x', 3, 4), r('k', 'y', 5, 6), r('k', 'x', 7, 8)];
+    const h = [
+      w('k', 'x', 0, Infinity),
+      w('k', 'y', 1, 2),
+      r('k', 'x', 3, 4),
+      r('k', 'y', 5, 6),
+      r('k', 'x', 7, 8),
+    ];
     assert.equal(check(h), 'illegal');
   });
 
@@ -138,7 +156,17 @@ describe('linearizability checker: budgets', () => {
 
 /** Simulate clients against an atomic register: each op takes effect at a random point inside its
  * interval, so the history is linearizable by construction. Some ops end up with unknown outcome. */
-function simulate(seedOps: Array<{ client: number; key: number; isWrite: boolean; gap: number; len: number; at: number; lost: boolean }>): RegisterOp[] {
+function simulate(
+  seedOps: Array<{
+    client: number;
+    key: number;
+    isWrite: boolean;
+    gap: number;
+    len: number;
+    at: number;
+    lost: boolean;
+  }>,
+): RegisterOp[] {
   const clientFree = new Map<number, number>();
   type Pending = { op: RegisterOp; point: number };
   const pend: Pending[] = [];
@@ -150,8 +178,13 @@ function simulate(seedOps: Array<{ client: number; key: number; isWrite: boolean
     // A client whose call timed out moves on (as a new connection) after its own timeout.
     clientFree.set(s.client, s.lost ? ret + 1000 : ret);
     const key = `k${s.key}`;
-    const input: RegisterInput = s.isWrite ? { key, type: 'write', value: `v${val++}` } : { key, type: 'read' };
-    pend.push({ op: { clientId: s.client, input, call, ret: s.lost ? Infinity : ret, output: undefined }, point });
+    const input: RegisterInput = s.isWrite
+      ? { key, type: 'write', value: `v${val++}` }
+      : { key, type: 'read' };
+    pend.push({
+      op: { clientId: s.client, input, call, ret: s.lost ? Infinity : ret, output: undefined },
+      point,
+    });
   }
   // Apply in linearization-point order (ties broken by call order: both are inside the intervals).
   const order = [...pend].sort((a, b) => a.point - b.point);
@@ -202,7 +235,18 @@ describe('linearizability checker: properties', () => {
     len: fc.integer({ min: 0, max: 6 }),
     unknown: fc.integer({ min: 0, max: 5 }).map((x) => x === 0),
   });
-  const toOp = (o: { key: string; isWrite: boolean; value: string; readsNull: boolean; call: number; len: number; unknown: boolean }, i: number): RegisterOp => {
+  const toOp = (
+    o: {
+      key: string;
+      isWrite: boolean;
+      value: string;
+      readsNull: boolean;
+      call: number;
+      len: number;
+      unknown: boolean;
+    },
+    i: number,
+  ): RegisterOp => {
     const ret = o.unknown ? Infinity : o.call + o.len;
     if (o.isWrite) return w(o.key, o.value, o.call, ret, i);
     return r(o.key, o.unknown ? undefined : o.readsNull ? null : o.value, o.call, ret, i);
@@ -228,13 +272,18 @@ describe('linearizability checker: properties', () => {
 
   test('agrees with brute force on perturbed atomic-register histories', () => {
     fc.assert(
-      fc.property(arbSeedOps(7, 1, 3), fc.nat(), fc.constantFrom<string | null>(null, 'v0', 'v1', 'v2'), (seed, which, newVal) => {
-        const h = simulate(seed);
-        const reads = h.filter((o) => o.input.type === 'read' && o.output !== undefined);
-        if (reads.length > 0) reads[which % reads.length]!.output = newVal;
-        const expected = bruteForceLinearizable(registerModel, h);
-        assert.equal(check(h), expected ? 'ok' : 'illegal', JSON.stringify(h));
-      }),
+      fc.property(
+        arbSeedOps(7, 1, 3),
+        fc.nat(),
+        fc.constantFrom<string | null>(null, 'v0', 'v1', 'v2'),
+        (seed, which, newVal) => {
+          const h = simulate(seed);
+          const reads = h.filter((o) => o.input.type === 'read' && o.output !== undefined);
+          if (reads.length > 0) reads[which % reads.length]!.output = newVal;
+          const expected = bruteForceLinearizable(registerModel, h);
+          assert.equal(check(h), expected ? 'ok' : 'illegal', JSON.stringify(h));
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -255,7 +304,9 @@ describe('linearizability checker: properties', () => {
     assert.equal(ok.partitions.length, 5);
     // Plant a stale read: a read that returns the value before the latest write completed long ago.
     const key = 'k1';
-    const writes = h.filter((o) => o.input.key === key && o.input.type === 'write' && o.ret !== Infinity).sort((a, b) => a.ret - b.ret);
+    const writes = h
+      .filter((o) => o.input.key === key && o.input.type === 'write' && o.ret !== Infinity)
+      .sort((a, b) => a.ret - b.ret);
     const first = writes[0]!;
     const last = writes[writes.length - 1]!;
     const t = Math.max(...h.filter((o) => o.ret !== Infinity).map((o) => o.ret)) + 1;
@@ -275,15 +326,30 @@ describe('linearizability checker: generic model', () => {
     step: (s, i, o) => (i.t === 'inc' ? [true, s + 1] : [o === undefined || o === s, s]),
     equal: (a, b) => a === b,
   };
-  const op = (input: In, call: number, ret: number, output: number | true | undefined): Operation<In, number | true> => ({ input, call, ret, output });
+  const op = (
+    input: In,
+    call: number,
+    ret: number,
+    output: number | true | undefined,
+  ): Operation<In, number | true> => ({ input, call, ret, output });
 
   test('counter histories', () => {
     const inc = { t: 'inc' } as const;
     const get = { t: 'get' } as const;
-    assert.equal(checkOperations(counter, [op(inc, 0, 5, true), op(inc, 1, 6, true), op(get, 2, 3, 1), op(get, 7, 8, 2)]).result, 'ok');
+    assert.equal(
+      checkOperations(counter, [op(inc, 0, 5, true), op(inc, 1, 6, true), op(get, 2, 3, 1), op(get, 7, 8, 2)])
+        .result,
+      'ok',
+    );
     assert.equal(checkOperations(counter, [op(inc, 0, 5, true), op(get, 6, 7, 0)]).result, 'illegal');
-    assert.equal(checkOperations(counter, [op(inc, 0, Infinity, undefined), op(get, 6, 7, 0), op(get, 8, 9, 1)]).result, 'ok');
-    assert.equal(checkOperations(counter, [op(inc, 0, Infinity, undefined), op(get, 6, 7, 2)]).result, 'illegal');
+    assert.equal(
+      checkOperations(counter, [op(inc, 0, Infinity, undefined), op(get, 6, 7, 0), op(get, 8, 9, 1)]).result,
+      'ok',
+    );
+    assert.equal(
+      checkOperations(counter, [op(inc, 0, Infinity, undefined), op(get, 6, 7, 2)]).result,
+      'illegal',
+    );
   });
 });
 

@@ -124,7 +124,8 @@ class Bitset {
 function makeEntries<I, O>(ops: Operation<I, O>[]): Entry<I, O> {
   const events: Entry<I, O>[] = [];
   ops.forEach((op, id) => {
-    if (!(op.ret >= op.call)) throw new Error(`operation ${id} returns (${op.ret}) before its call (${op.call})`);
+    if (!(op.ret >= op.call))
+      throw new Error(`operation ${id} returns (${op.ret}) before its call (${op.call})`);
     const c: Entry<I, O> = { kind: 'call', time: op.call, id, op, match: null, prev: null, next: null };
     const r: Entry<I, O> = { kind: 'return', time: op.ret, id, op, match: c, prev: null, next: null };
     c.match = r;
@@ -301,7 +302,9 @@ export function checkOperations<S, I, O>(
 export function describeViolation<S, I, O>(model: Model<S, I, O>, rep: PartitionReport<I, O>): string {
   const d = (op: Operation<I, O>) =>
     `[${op.call}, ${op.ret === Infinity ? '∞' : op.ret}] c${op.clientId ?? '?'} ` +
-    (model.describeOperation ? model.describeOperation(op.input, op.output) : JSON.stringify({ i: op.input, o: op.output }));
+    (model.describeOperation
+      ? model.describeOperation(op.input, op.output)
+      : JSON.stringify({ i: op.input, o: op.output }));
   const lines = [`partition ${rep.name}: ${rep.result} (${rep.operations} ops)`];
   if (rep.longestLinearization) {
     lines.push(`  longest linearizable prefix (${rep.longestLinearization.length}):`);
@@ -309,7 +312,8 @@ export function describeViolation<S, I, O>(model: Model<S, I, O>, rep: Partition
   }
   if (rep.notLinearized) {
     lines.push(`  could not be placed after it (${rep.notLinearized.length}):`);
-    for (const op of [...rep.notLinearized].sort((a, b) => a.call - b.call).slice(0, 10)) lines.push(`    ${d(op)}`);
+    for (const op of [...rep.notLinearized].sort((a, b) => a.call - b.call).slice(0, 10))
+      lines.push(`    ${d(op)}`);
   }
   return lines.join('\n');
 }

@@ -38,7 +38,8 @@ export const registerModel: Model<string | null, RegisterInput, RegisterOutput> 
     return s === null ? '\u0000null' : s;
   },
   describeOperation(input, output) {
-    if (input.type === 'write') return `write(${input.key}, ${JSON.stringify(input.value)})${output === undefined ? ' → ?' : ''}`;
+    if (input.type === 'write')
+      return `write(${input.key}, ${JSON.stringify(input.value)})${output === undefined ? ' → ?' : ''}`;
     return `read(${input.key}) → ${output === undefined ? '?' : JSON.stringify(output)}`;
   },
 };
