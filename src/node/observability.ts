@@ -124,6 +124,26 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
     };
     onChange();
     offChange = driver.onChange(onChange);
+    // What only the loop itself can time: proposals, persist and apply, snapshots taken/installed.
+    const events = raftLog;
+    driver.setObserver({
+      proposal(result, seconds) {
+        metrics.raft.proposals.inc({ result });
+        if (result === 'committed') metrics.raft.commitDuration.observe(seconds);
+        metrics.raft.proposalsPending.set(driver.pendingProposals);
+      },
+      persisted(seconds) {
+        metrics.raft.persistDuration.observe(seconds);
+      },
+      applied(seconds) {
+        metrics.raft.applyDuration.observe(seconds);
+        metrics.raft.proposalsPending.set(driver.pendingProposals);
+      },
+      snapshot(op, info) {
+        metrics.recordSnapshot(op, info);
+        events.snapshot(op, info);
+      },
+    });
     // Raft's own /readyz and /readyz/leader are mounted by the Raft node; /livez is ours.
     const probes = probesRouter(
       () => ({
@@ -201,6 +221,7 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
       return (closing ??= (async () => {
         phase = 'stopping';
         offChange?.();
+        raft?.driver.setObserver(null);
         peerScope.close();
         stopProbes();
         if (labeler) {

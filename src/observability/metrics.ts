@@ -178,7 +178,7 @@ function metricsFor(registry: Registry) {
       }),
       commitDuration: new Histogram({
         name: 'timestore_raft_commit_duration_seconds',
-        help: 'Time from proposal to commit (quorum, fsync) on the leader.',
+        help: 'Time from proposal until committed (quorum, fsync) and applied on the leader: what a writer waits.',
         buckets: LATENCY_BUCKETS,
         registers: r,
       }),

@@ -157,6 +157,15 @@ test('/metrics of every member passes promtool and carries sensible Raft figures
   const lt2 = await metricsText(leader);
   assert.ok((sample(lt2, 'timestore_ingested_points_total{format="json"}') ?? 0) >= 3);
   assert.ok((sample(lt2, 'timestore_raft_applied_index') ?? 0) >= before + 3);
+  // The loop's own timings (fed by the driver's observer): proposals, commit, persist, apply.
+  assert.ok(
+    (sample(lt2, 'timestore_raft_proposals_total{result="committed"}') ?? 0) >= 3,
+    'committed proposals',
+  );
+  assert.ok((sample(lt2, 'timestore_raft_commit_duration_seconds_count') ?? 0) >= 3, 'commit durations');
+  assert.ok((sample(lt2, 'timestore_raft_persist_duration_seconds_count') ?? 0) >= 1, 'persist durations');
+  assert.ok((sample(lt2, 'timestore_raft_apply_duration_seconds_count') ?? 0) >= 1, 'apply durations');
+  assert.equal(sample(lt2, 'timestore_raft_proposals_pending'), 0);
   // Every follower applies them too (the scrape reads the live status).
   await eventually(
     async () => {
@@ -388,6 +397,25 @@ test('a follower behind the compacted log gets a snapshot: counted, logged and t
   assert.ok((sample(m, 'timestore_raft_snapshot_bytes_total{operation="send"}') ?? 0) > 0);
   assert.ok((sample(m, 'timestore_raft_snapshot_duration_seconds_count{operation="send"}') ?? 0) >= 1);
   assert.ok((sample(m, 'timestore_raft_snapshot_index') ?? 0) > behind);
+  // The sender compacted its log, so it took a snapshot; the follower installed the one it got.
+  assert.ok(
+    (sample(m, 'timestore_raft_snapshots_total{operation="take",result="ok"}') ?? 0) >= 1,
+    'take counted',
+  );
+  assert.ok(
+    logLines(sender).some((l) => l.event === 'raft.snapshot.take'),
+    `${sender.id} logged raft.snapshot.take`,
+  );
+  await eventually(
+    async () =>
+      (sample(
+        await metricsText(lagging),
+        'timestore_raft_snapshots_total{operation="install",result="ok"}',
+      ) ?? 0) >= 1,
+    `${lagging.id} counted the install`,
+    120_000,
+    250,
+  );
   assert.ok(
     logLines(sender).some((l) => l.event === 'raft.snapshot.send' && l.peer === lagging.id),
     `${sender.id} logged raft.snapshot.send`,

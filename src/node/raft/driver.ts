@@ -72,6 +72,23 @@ export function describeProposalError(e: ProposalError): string {
   }
 }
 
+/**
+ * Instrumentation of the loop (metrics, logs, spans). Every method is optional; an observer that
+ * throws is ignored, so instrumentation can never stop the loop.
+ */
+export interface DriverObserver {
+  /** A proposal's outcome and its time from propose() until applied here (what a writer waits). */
+  proposal?(result: 'committed' | 'not_leader' | 'timeout' | 'failed', seconds: number): void;
+  /** raft.db persist (one transaction, one fsync) of a Ready with entries or hard state. */
+  persisted?(seconds: number, entries: number): void;
+  /** One applyBatch into data.db. */
+  applied?(seconds: number, entries: number): void;
+  snapshot?(
+    op: 'take' | 'install',
+    info: { index: number; bytes: number; seconds: number; ok: boolean },
+  ): void;
+}
+
 export interface DriverOptions {
   id: NodeId;
   dataDir: string;
@@ -92,6 +109,7 @@ export interface DriverOptions {
   parallelLeaderPersist?: boolean;
   logger?: Logger;
   rpcTimeoutMs?: number;
+  observer?: DriverObserver;
 }
 
 interface ProposalWaiter {
@@ -123,6 +141,7 @@ export class RaftDriver implements RaftRpcHandler {
   private readonly tickMs: number;
   private tickTimer: NodeJS.Timeout | null = null;
   private scheduled = false;
+  private observer: DriverObserver | undefined;
   private running = false;
   private stopped = false;
 
@@ -153,6 +172,7 @@ export class RaftDriver implements RaftRpcHandler {
 
   constructor(private readonly opts: DriverOptions) {
     this.selfId = opts.id;
+    this.observer = opts.observer;
     this.log = opts.logger ?? silentLogger;
     this.raftLog = opts.raftLog;
     this.data = opts.data;
@@ -317,6 +337,31 @@ export class RaftDriver implements RaftRpcHandler {
     return () => this.listeners.delete(fn);
   }
 
+  /** Calls an observer method; instrumentation errors never reach the loop. */
+  private observe<K extends keyof DriverObserver>(
+    k: K,
+    ...args: Parameters<NonNullable<DriverObserver[K]>>
+  ): void {
+    const o = this.observer;
+    const fn = o?.[k] as ((...a: unknown[]) => void) | undefined;
+    if (!fn) return;
+    try {
+      fn.apply(o, args);
+    } catch {
+      // ignored on purpose
+    }
+  }
+
+  /** Instrumentation is built after the node (it needs the node's status); it plugs in here. */
+  setObserver(o: DriverObserver | null): void {
+    this.observer = o ?? undefined;
+  }
+
+  /** Proposals waiting to be committed and applied (on the leader). */
+  get pendingProposals(): number {
+    return this.proposals.size;
+  }
+
   private notify(): void {
     for (const fn of [...this.listeners]) {
       try {
@@ -346,6 +391,7 @@ export class RaftDriver implements RaftRpcHandler {
     if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
     const r = this.node.propose(JSON.stringify(command));
     if (!r.ok) {
+      this.observe('proposal', r.error.code === 'NotLeader' ? 'not_leader' : 'failed', 0);
       const leader =
         r.error.code === 'NotLeader' || r.error.code === 'TransferInProgress' ? r.error.leaderId : null;
       return Promise.reject(
@@ -353,7 +399,19 @@ export class RaftDriver implements RaftRpcHandler {
       );
     }
     this.schedule();
-    return this.waitProposal(r.index, r.term, timeoutMs);
+    const t0 = performance.now();
+    const seconds = () => (performance.now() - t0) / 1000;
+    return this.waitProposal(r.index, r.term, timeoutMs).then(
+      (v) => {
+        this.observe('proposal', 'committed', seconds());
+        return v;
+      },
+      (err: unknown) => {
+        const timedOut = err instanceof ProposalFailedError && /not committed within/.test(err.message);
+        this.observe('proposal', timedOut ? 'timeout' : 'failed', seconds());
+        throw err;
+      },
+    );
   }
 
   /**
@@ -639,7 +697,9 @@ export class RaftDriver implements RaftRpcHandler {
     }
     const tp = performance.now();
     this.raftLog.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
-    this.stats.persistMs += performance.now() - tp;
+    const persistMs = performance.now() - tp;
+    this.stats.persistMs += persistMs;
+    if (rd.entries.length > 0 || rd.hardState) this.observe('persisted', persistMs / 1000, rd.entries.length);
     if (rd.snapshot) {
       rmSync(join(this.opts.dataDir, 'pending-snapshot.json'), { force: true });
       this.applied = Math.max(this.applied, this.data.appliedIndex());
@@ -702,7 +762,9 @@ export class RaftDriver implements RaftRpcHandler {
     } catch (err) {
       this.fail(err as Error);
     } finally {
-      this.stats.applyMs += performance.now() - ta;
+      const applyMs = performance.now() - ta;
+      this.stats.applyMs += applyMs;
+      this.observe('applied', applyMs / 1000, entries.length);
     }
     this.notify();
   }
@@ -828,8 +890,30 @@ export class RaftDriver implements RaftRpcHandler {
     const marker = join(this.opts.dataDir, 'pending-snapshot.json');
     writeFileSync(marker, JSON.stringify({ meta, path }));
     const started = Date.now();
-    this.data.restoreFrom(path);
+    let bytes = 0;
+    try {
+      bytes = statSync(path).size;
+    } catch {
+      // restoreFrom reports a missing file itself
+    }
+    try {
+      this.data.restoreFrom(path);
+    } catch (err) {
+      this.observe('snapshot', 'install', {
+        index: meta.index,
+        bytes,
+        seconds: (Date.now() - started) / 1000,
+        ok: false,
+      });
+      throw err;
+    }
     rmSync(path, { force: true });
+    this.observe('snapshot', 'install', {
+      index: meta.index,
+      bytes,
+      seconds: (Date.now() - started) / 1000,
+      ok: true,
+    });
     this.log.info({ index: meta.index, ms: Date.now() - started }, 'snapshot installed into data.db');
   }
 
@@ -895,12 +979,19 @@ export class RaftDriver implements RaftRpcHandler {
         const m = /^snap-(\d+)\.db$/.exec(f);
         if (m && Number(m[1]) < index) rmSync(join(this.snapDir, f), { force: true });
       }
+      this.observe('snapshot', 'take', { index, bytes, seconds: (Date.now() - started) / 1000, ok: true });
       this.log.info(
         { index, bytes, ms: Date.now() - started, firstIndex: this.raftLog.firstIndex() },
         'snapshot taken; raft log compacted',
       );
       return meta;
     } catch (err) {
+      this.observe('snapshot', 'take', {
+        index: 0,
+        bytes: 0,
+        seconds: (Date.now() - started) / 1000,
+        ok: false,
+      });
       rmSync(tmp, { force: true });
       this.log.warn({ err: String((err as Error).message) }, 'snapshot failed');
       return null;
