@@ -575,16 +575,14 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
           }),
         ),
       // repeated parameters
-      fc
-        .constantFrom(...op.queryParams.map((q) => q.name))
-        .chain((name) =>
-          base.map((r) => ({
-            ...r,
-            url: `${r.url}${r.url.includes('?') ? '&' : '?'}${enc(name)}=1&${enc(name)}=2`,
-            kind: 'repeated-query',
-            invalid: false,
-          })),
-        ),
+      fc.constantFrom(...op.queryParams.map((q) => q.name)).chain((name) =>
+        base.map((r) => ({
+          ...r,
+          url: `${r.url}${r.url.includes('?') ? '&' : '?'}${enc(name)}=1&${enc(name)}=2`,
+          kind: 'repeated-query',
+          invalid: false,
+        })),
+      ),
       // unknown parameter (the query schemas are strict)
       base.map((r) => ({
         ...r,
