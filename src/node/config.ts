@@ -247,7 +247,8 @@ const peersSchema = z.string().transform((s, ctx) => {
   return peers;
 });
 
-const intFlag = (min: number, max: number) =>
+/** A flag holding a whole number in [min, max]; errors say the range. */
+export const intFlag = (min: number, max: number) =>
   z
     .string()
     .regex(/^\d+$/, { error: `expected a whole number between ${min} and ${max}` })

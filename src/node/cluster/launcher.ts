@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, describeFlagIssues, parseFlags, type FlagSpec } from '../config.js';
+import { ConfigError, describeFlagIssues, intFlag, parseFlags, type FlagSpec } from '../config.js';
 
 export const clusterFlagSpecs: FlagSpec[] = [
   { name: 'nodes', valueName: 'n', description: 'Number of nodes (voters)', default: '3' },
@@ -37,22 +37,9 @@ export const clusterFlagSpecs: FlagSpec[] = [
   { name: 'log-level', valueName: 'level', description: 'Log level of the nodes', default: 'info' },
 ];
 
-const int = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, { error: `expected a whole number between ${min} and ${max}` })
-    .transform(Number)
-    .pipe(
-      z
-        .number()
-        .int()
-        .min(min, { error: `expected at least ${min}` })
-        .max(max, { error: `expected at most ${max}` }),
-    );
-
 const schema = z.object({
-  nodes: int(1, 99),
-  basePort: int(1, 65535),
+  nodes: intFlag(1, 99),
+  basePort: intFlag(1, 65535),
   host: z.string().min(1),
   dataDir: z.string().min(1),
   electionTimeoutMs: z.string(),
