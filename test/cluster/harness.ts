@@ -2,7 +2,7 @@
 // leader, SIGKILL / SIGTERM / SIGSTOP / restart / wipe members, run a steady write load and check
 // that acknowledged writes are everywhere. Waits are generous (2 shared cores); no wall-clock
 // thresholds are asserted.
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   freePorts,
@@ -16,11 +16,9 @@ import {
   type TestProcess,
 } from '../helpers/index.js';
 
-/** The entry point the processes run: the real CLI (TIMESTORE_CLUSTER_ENTRY=fixture: the test entry). */
+/** The entry point the processes run: the real CLI, from source. */
 function entryArgs(): string[] {
-  const cli = resolve(repoRoot, 'cmd', 'timestore.ts');
-  const useFixture = process.env.TIMESTORE_CLUSTER_ENTRY === 'fixture' || !existsSync(cli);
-  return ['--import', 'tsx', useFixture ? resolve(repoRoot, 'test/cluster/fixtures/node-main.ts') : cli];
+  return ['--import', 'tsx', resolve(repoRoot, 'cmd', 'timestore.ts')];
 }
 
 export interface ClusterOptions {
