@@ -322,7 +322,29 @@ test('a write sent to a follower is one trace whose spans come from two nodes', 
   assert.equal(forward.kind, 3); // CLIENT
   assert.equal(lServer.parentSpanId, forward.spanId);
   assert.equal(lServer.kind, 2);
-  assert.deepEqual(new Set(spans.map((s) => s.instance)), new Set([f.id, leader.id]));
+  // Inside Raft on the leader: proposal → replicate (to commit) → apply, under the forward request.
+  const proposal = await eventually(
+    async () =>
+      rx.spans.find((x) => x.traceId === traceId && x.instance === leader.id && x.name === 'raft.proposal'),
+    `raft.proposal span on ${leader.id}`,
+    30_000,
+    200,
+  );
+  assert.equal(proposal.parentSpanId, lServer.spanId);
+  for (const name of ['raft.replicate', 'raft.apply']) {
+    const child = await eventually(
+      async () =>
+        rx.spans.find((x) => x.traceId === traceId && x.name === name && x.parentSpanId === proposal.spanId),
+      `${name} span under raft.proposal`,
+      30_000,
+      200,
+    );
+    assert.equal(child.instance, leader.id);
+  }
+  assert.deepEqual(
+    new Set(rx.spans.filter((x) => x.traceId === traceId).map((s) => s.instance)),
+    new Set([f.id, leader.id]),
+  );
   // The request log lines of both nodes carry the trace id (and a request id).
   for (const [n, route] of [
     [f, '/api/timeseries'],

@@ -112,8 +112,17 @@ export interface DriverOptions {
   observer?: DriverObserver;
 }
 
+/** A trace of one proposal (src/observability/tracing.ts startProposalSpan fits it). */
+export interface ProposalTrace {
+  proposed(index: number, term?: number): void;
+  committed(): void;
+  applied(): void;
+  fail(err: unknown): void;
+}
+
 interface ProposalWaiter {
   term: number;
+  trace?: ProposalTrace | undefined;
   resolve: (r: { index: number; result: ApplyResult | null }) => void;
   reject: (e: Error) => void;
 }
@@ -387,10 +396,19 @@ export class RaftDriver implements RaftRpcHandler {
 
   // ---------------------------------------------------------------- proposals and reads
   /** Propose a command; resolves once it is committed and applied locally (only on the leader). */
-  propose(command: Command, timeoutMs = 30_000): Promise<{ index: number; result: ApplyResult | null }> {
-    if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
+  propose(
+    command: Command,
+    timeoutMs = 30_000,
+    trace?: ProposalTrace,
+  ): Promise<{ index: number; result: ApplyResult | null }> {
+    if (this.stopped) {
+      const err = new ProposalFailedError('the node is shutting down', true);
+      trace?.fail(err);
+      return Promise.reject(err);
+    }
     const r = this.node.propose(JSON.stringify(command));
     if (!r.ok) {
+      trace?.fail(new Error(describeProposalError(r.error)));
       this.observe('proposal', r.error.code === 'NotLeader' ? 'not_leader' : 'failed', 0);
       const leader =
         r.error.code === 'NotLeader' || r.error.code === 'TransferInProgress' ? r.error.leaderId : null;
@@ -398,10 +416,11 @@ export class RaftDriver implements RaftRpcHandler {
         new ProposalFailedError(describeProposalError(r.error), r.error.code !== 'Rejected', leader),
       );
     }
+    trace?.proposed(r.index, r.term);
     this.schedule();
     const t0 = performance.now();
     const seconds = () => (performance.now() - t0) / 1000;
-    return this.waitProposal(r.index, r.term, timeoutMs).then(
+    return this.waitProposal(r.index, r.term, timeoutMs, trace).then(
       (v) => {
         this.observe('proposal', 'committed', seconds());
         return v;
@@ -422,12 +441,13 @@ export class RaftDriver implements RaftRpcHandler {
     index: number,
     term: number,
     timeoutMs: number,
+    trace?: ProposalTrace,
   ): Promise<{ index: number; result: ApplyResult | null }> {
     return new Promise((resolve, reject) => {
       const t = setTimeout(
         () => {
           if (this.proposals.get(index) === w) this.proposals.delete(index);
-          reject(
+          w.reject(
             new ProposalFailedError(`entry ${index} not committed within ${timeoutMs} ms (no quorum?)`, true),
           );
         },
@@ -435,12 +455,15 @@ export class RaftDriver implements RaftRpcHandler {
       );
       const w: ProposalWaiter = {
         term,
+        trace,
         resolve: (v) => {
           clearTimeout(t);
+          trace?.applied();
           resolve(v);
         },
         reject: (e) => {
           clearTimeout(t);
+          trace?.fail(e);
           reject(e);
         },
       };
@@ -730,7 +753,10 @@ export class RaftDriver implements RaftRpcHandler {
     // (and fsync) stays off the replication round trip. this.applied (what reads and writes wait
     // for) advances only once data.db has the entries.
     if (rd.committedEntries.length > 0) {
-      for (const e of rd.committedEntries) this.applyQueue.push(e);
+      for (const e of rd.committedEntries) {
+        this.applyQueue.push(e);
+        this.proposals.get(e.index)?.trace?.committed();
+      }
       if (!this.applyScheduled) {
         this.applyScheduled = true;
         setImmediate(() => this.drainApply());

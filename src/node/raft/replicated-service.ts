@@ -3,6 +3,7 @@
 // applied locally. Reads: linearizable (ReadIndex; a follower asks the leader for the read index),
 // leader (as fresh as the leader's commit index), none (local state as it is).
 // While there is no leader, callers wait a bounded time and then get ServiceUnavailableError (503).
+import { startProposalSpan } from '../../observability/tracing.js';
 import { checkCommand } from '../../storage/data/index.js';
 import { randomUUID } from 'node:crypto';
 import type { DataStore } from '../../storage/data-store.js';
@@ -106,7 +107,7 @@ export class ReplicatedService implements TimeStoreService {
       const d = this.driver;
       if (d.role === 'Leader') {
         try {
-          const { index, result } = await d.propose(cmd, remaining);
+          const { index, result } = await d.propose(cmd, remaining, proposalTrace(cmd));
           return { index, points: result?.points ?? [] };
         } catch (err) {
           if (!(err instanceof ProposalFailedError) || !err.retryable) throw err;
@@ -177,7 +178,7 @@ export class ReplicatedService implements TimeStoreService {
       if (prev) return prev.result;
     }
     const result = (async () => {
-      const { index, result } = await this.driver.propose(command, this.timeoutMs);
+      const { index, result } = await this.driver.propose(command, this.timeoutMs, proposalTrace(command));
       return { index, points: result?.points ?? [] };
     })();
     if (id) {
@@ -265,4 +266,12 @@ export class ReplicatedService implements TimeStoreService {
       throw new ProposalFailedError('not the leader', true, this.driver.leaderId);
     return this.driver.readIndex();
   }
+}
+
+/** A raft.proposal span (→ raft.replicate → raft.apply) under the writer's request span. */
+function proposalTrace(command: Command) {
+  return startProposalSpan({
+    'timestore.request_id': command.requestId ?? '',
+    'timestore.ops': command.ops.length,
+  });
 }
