@@ -4,21 +4,34 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { LocalService } from '../../src/node/local-service.js';
 import { ServiceUnavailableError } from '../../src/node/service.js';
 import { openDataStore } from '../../src/storage/data/index.js';
 import type { Command } from '../../src/tsdb/model.js';
-import { MemoryDataStore } from '../helpers/memory-store.js';
 
 const put = (id: string, value = 1): Command => ({
   ops: [{ op: 'put', point: { id, deviceId: 'd', ts: 1, value } }],
 });
+// Real SQLite files: the service is tested against the engine it runs on.
+const opened: Array<{ dir: string; store: ReturnType<typeof openDataStore> }> = [];
+after(() => {
+  for (const { dir, store } of opened) {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+function tempStore() {
+  const dir = mkdtempSync(join(tmpdir(), 'timestore-ls-'));
+  const store = openDataStore(join(dir, 'data.db'));
+  opened.push({ dir, store });
+  return store;
+}
 const uuid = (n: number) => `0190b3a0-0000-7000-8000-${String(n).padStart(12, '0')}`;
 
 describe('LocalService', () => {
   it('groups concurrent writes into one transaction with consecutive indices', async () => {
-    const store = new MemoryDataStore();
+    const store = tempStore();
     const calls: number[] = [];
     const orig = store.applyBatch.bind(store);
     store.applyBatch = (batch) => {
@@ -61,14 +74,14 @@ describe('LocalService', () => {
   });
 
   it('continues the index from the store after a restart', async () => {
-    const store = new MemoryDataStore();
+    const store = tempStore();
     store.applyBatch([{ index: 41, command: null }]);
     const svc = new LocalService(store);
     assert.equal((await svc.write(put(uuid(1)), {})).index, 42);
   });
 
   it('close() applies what is queued, then refuses with ServiceUnavailableError', async () => {
-    const store = new MemoryDataStore();
+    const store = tempStore();
     const svc = new LocalService(store);
     const pending = svc.write(put(uuid(1)), {});
     await svc.close();
@@ -81,7 +94,7 @@ describe('LocalService', () => {
   });
 
   it('an already-aborted write is not applied', async () => {
-    const store = new MemoryDataStore();
+    const store = tempStore();
     const svc = new LocalService(store);
     await assert.rejects(svc.write(put(uuid(1)), { signal: AbortSignal.abort() }));
     assert.equal(store.count(), 0);
