@@ -43,16 +43,18 @@ export interface NodeHandle {
 /** A service with a lifecycle (LocalService now, the Raft service later). */
 type ClosableService = TimeStoreService & { close(): Promise<void> };
 
-/**
- * The one place that decides how this node reaches consensus: a single-node cluster of its own, or
- * with --peers or --join a Raft member (src/node/raft).
- */
+/** With --peers or --join a node is a Raft member (src/node/raft); otherwise a cluster of its own. */
+function isRaftMember(config: NodeConfig): boolean {
+  return Boolean(config.peers || config.join);
+}
+
+/** Builds the service isRaftMember chose: LocalService, or the Raft node's replicated service. */
 function createService(
   config: NodeConfig,
   store: DataStore,
   logger?: Logger,
 ): { service: ClosableService; raft?: ReplicatedNode } {
-  if (config.peers || config.join) {
+  if (isRaftMember(config)) {
     const raft = createReplicatedNode(config, { data: store, ...(logger ? { logger } : {}) });
     return { service: raft.service, raft };
   }
@@ -65,10 +67,11 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   // A Raft member's writes are durable in raft.db before they are applied, and the driver re-applies
   // from there (or from its local snapshot) after a crash, so data.db need not fsync each apply:
   // that takes one fsync off every write's path. A single node's data.db is its only record.
-  const replicated = Boolean(config.peers || config.join);
   const store = opts.openStore
     ? opts.openStore(config)
-    : openDataStore(join(config.dataDir, 'data.db'), { synchronous: replicated ? 'NORMAL' : 'FULL' });
+    : openDataStore(join(config.dataDir, 'data.db'), {
+        synchronous: isRaftMember(config) ? 'NORMAL' : 'FULL',
+      });
   let service: ClosableService;
   let raft: ReplicatedNode | undefined;
   let http: HttpServerHandle;
