@@ -216,7 +216,8 @@ export class RaftDriver implements RaftRpcHandler {
     }
     if (this.applied < snapIdx) {
       throw new Error(
-        `data.db is at index ${this.applied}, older than raft.db's snapshot ${snapIdx}: data.db was replaced or lost`,
+        `data.db is at index ${this.applied}, older than raft.db's snapshot ${snapIdx}, and no usable local snapshot (${this.snapDir}/snap-N.db, N >= ${snapIdx}) exists to rebuild it from: data.db was replaced or lost. ` +
+          `Replace this member from its peers: remove it (POST /cluster/remove {"id":"${opts.id}"} on a healthy member), move ${opts.dataDir} aside, start it with an empty data dir and --join <member URL> (docs/RELIABILITY.md, "Corruption")`,
       );
     }
     for (const [id, url] of Object.entries(opts.addressHints ?? {})) this.addresses.set(id, url);
