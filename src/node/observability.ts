@@ -73,7 +73,7 @@ export interface NodeObservability {
 function bindStorageFault(metrics: Metrics, fault: () => StorageFault | null): void {
   new Gauge({
     name: 'timestore_storage_corrupt',
-    help: '1 when this node found the storage file damaged while running (it serves no data from it; a restart rebuilds a Raft member\'s data.db).',
+    help: "1 when this node found the storage file damaged while running (it serves no data from it; a restart rebuilds a Raft member's data.db).",
     labelNames: ['file'],
     registers: [metrics.registry],
     collect() {

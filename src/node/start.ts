@@ -8,11 +8,7 @@ import type express from 'express';
 import type { Logger } from 'pino';
 import { createApp, type ExtraRouter } from '../api/index.js';
 import type { DataStore } from '../storage/data-store.js';
-import {
-  CorruptionGuard,
-  guardDataStore,
-  type StorageFault,
-} from '../storage/integrity/corruption-guard.js';
+import { CorruptionGuard, guardDataStore, type StorageFault } from '../storage/integrity/corruption-guard.js';
 import { corruptionMarkerPath, openVerifiedDataStore } from '../storage/integrity/data-file.js';
 import { ConfigError, type NodeConfig } from './config.js';
 import { listen, type HttpServerHandle } from './http-server.js';
@@ -130,7 +126,10 @@ function openStoreChecked(config: NodeConfig, path: string, logger?: Logger): Da
     return opened.store;
   } catch (err) {
     if ((err as Error).name === 'StorageCorruptError')
-      logger?.error({ event: 'storage.corrupt', file: 'data.db', path, err: (err as Error).message }, 'data.db is corrupt; refusing to start');
+      logger?.error(
+        { event: 'storage.corrupt', file: 'data.db', path, err: (err as Error).message },
+        'data.db is corrupt; refusing to start',
+      );
     throw err;
   }
 }
@@ -224,7 +223,10 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     await obs?.close();
     store.close();
     if ((err as Error).name === 'RaftLogCorruptError')
-      logger?.error({ event: 'storage.corrupt', file: 'raft.db', err: (err as Error).message }, 'raft.db is corrupt; refusing to start');
+      logger?.error(
+        { event: 'storage.corrupt', file: 'raft.db', err: (err as Error).message },
+        'raft.db is corrupt; refusing to start',
+      );
     throw err;
   }
 }

@@ -49,7 +49,7 @@ function checkWith(path: string, check: 'quick_check' | 'integrity_check'): stri
     return msgs.length === 1 && msgs[0] === 'ok' ? null : `${check}: ${msgs.join('; ')}`;
   } catch (err) {
     if (isSqliteCorruption(err))
-      return `${(err as { code: string }).code}: ${(err as Error).message}`;
+      return `${check} failed: ${(err as { code: string }).code}: ${(err as Error).message}`;
     throw err;
   } finally {
     db?.close();

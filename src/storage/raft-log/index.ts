@@ -238,7 +238,9 @@ export class RaftLogStore implements Storage {
     return this.corrupt({
       firstBadIndex: null,
       lastBadIndex: null,
-      problems: [`the file ${what} by SQLite (${(err as { code?: string }).code}: ${(err as Error).message})`],
+      problems: [
+        `the file ${what} by SQLite (${(err as { code?: string }).code}: ${(err as Error).message})`,
+      ],
     });
   }
 
