@@ -577,6 +577,8 @@ export class RaftDriver implements RaftRpcHandler {
     try {
       this.node.step(m);
     } catch (err) {
+      // A damaged raft.db read while stepping: this node must stop, not answer from a broken log.
+      if ((err as Error).name === 'RaftLogCorruptError') return this.fail(err as Error);
       this.log.warn({ err: String((err as Error).message), type: m.type, from: m.from }, 'step failed');
       return;
     }
@@ -589,7 +591,12 @@ export class RaftDriver implements RaftRpcHandler {
   handleRequest(m: Message): Promise<Message | null> {
     if (this.stopped) return Promise.resolve(null);
     if (m.type === 'append') this.leaderCommitSeen = Math.max(this.leaderCommitSeen, m.leaderCommit);
-    this.node.step(m);
+    try {
+      this.node.step(m);
+    } catch (err) {
+      if ((err as Error).name === 'RaftLogCorruptError') this.fail(err as Error);
+      throw err;
+    }
     const key = `${m.from}|${m.type === 'vote' ? 'voteResponse' : 'appendResponse'}`;
     return new Promise((resolve) => {
       let q = this.rpcWaiters.get(key);
