@@ -14,7 +14,9 @@ import { ConfigError, type NodeConfig } from './config.js';
 import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
 import { createNodeObservability, type NodeObservability } from './observability.js';
+import { recoverDataFromPeers } from './raft/data-recovery.js';
 import { createReplicatedNode, type ReplicatedNode } from './raft/replicated-node.js';
+import { silentLogger } from './raft/transport.js';
 import type { TimeStoreService } from './service.js';
 
 export interface StartNodeOptions {
@@ -157,6 +159,19 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   let http: HttpServerHandle;
   let obs: NodeObservability | undefined;
   try {
+    if (isRaftMember(config)) {
+      // data.db behind raft.db with no local snapshot to rebuild from (e.g. it was damaged and
+      // moved aside above): a peer's snapshot, before the Raft loop needs the state.
+      const hints: Record<string, string> = {};
+      for (const p of config.peers ?? []) hints[p.id] = p.url;
+      await recoverDataFromPeers({
+        selfId: config.id,
+        dataDir: config.dataDir,
+        data: store,
+        hints,
+        log: logger ?? silentLogger,
+      });
+    }
     ({ service, raft } = createService(config, store, guard, logger));
     const version = opts.version ?? packageVersion();
     obs = createNodeObservability({

@@ -3,6 +3,7 @@
 //   - data.db: a b-tree page wrecked. The member says so (error log naming the file and where the
 //     damaged file was kept), rebuilds data.db from its own snapshot + raft.db, and ends with every
 //     acknowledged write.
+//   - data.db damaged and the member's snapshot files gone: rebuilt from a peer's snapshot.
 //   - raft.db: one byte flipped inside one entry. The member refuses to start, naming the file, the
 //     entry and the commands to run; the test runs them and the replaced member ends with every
 //     acknowledged write.
@@ -10,7 +11,7 @@
 //     checksums drop the torn transaction; the member starts and catches up.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, get, post } from '../helpers/index.js';
 import { Cluster, WriteLoad, missingOn, type ClusterNode } from '../cluster/harness.js';
@@ -61,6 +62,35 @@ test('data.db of a stopped member damaged: detected on start, kept aside, rebuil
   assert.ok(existsSync(line[1]!), `the damaged file is kept at ${line[1]}`);
   assert.match(f!.output(), /data\.db is corrupt; moved it aside/);
   assert.match(f!.output(), /restored the local snapshot/);
+  await ready(f!);
+  await load.waitAcked(50);
+  await load.stop();
+  await assertHasAll(c, f!, load.acked());
+});
+
+test('data.db damaged and no local snapshot file to rebuild from: rebuilt from a peer snapshot, every acknowledged write back', async () => {
+  const c = await Cluster.start({
+    env: { TIMESTORE_SNAPSHOT_ENTRIES: '100', TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: '20' },
+  });
+  clusters.push(c);
+  const load = new WriteLoad(() => c.live(), 4);
+  await load.waitAcked(300);
+  const [f] = await c.followers();
+  const snaps = join(f!.dataDir, 'snapshots');
+  await eventually(
+    async () => readdirSync(snaps).some((x) => /^snap-\d+\.db$/.test(x)),
+    `${f!.id} to take a snapshot (raft.db compacted)`,
+  );
+  await f!.stop();
+  // As after a snapshot installed from the leader (such files are not kept): nothing local to use.
+  for (const x of readdirSync(snaps)) if (/^snap-\d+\.db$/.test(x)) rmSync(join(snaps, x));
+  wreckLeafPage(join(f!.dataDir, 'data.db'), 'points');
+  await load.waitAcked(150); // the peers snapshot past this node's compaction point meanwhile
+
+  await f!.start();
+  assert.match(f!.output(), /data\.db is corrupt; moved it aside/);
+  assert.match(f!.output(), /fetching a snapshot from a peer/);
+  assert.match(f!.output(), /data\.db rebuilt from n\d's snapshot at index \d+/);
   await ready(f!);
   await load.waitAcked(50);
   await load.stop();

@@ -1034,6 +1034,18 @@ export class RaftDriver implements RaftRpcHandler {
     }
   }
 
+  /**
+   * The newest local snapshot file with its metadata, for a peer rebuilding a damaged data.db
+   * (GET /raft/snapshot/latest). Only a file raft.db has recorded as its snapshot (its metadata
+   * is known); null otherwise.
+   */
+  async snapshotForPeer(): Promise<(SnapshotSource & { meta: SnapshotMeta }) | null> {
+    const meta = this.raftLog.snapshotMeta();
+    if (meta.index === 0) return null;
+    const src = await this.snapshotSource(meta.index);
+    return src ? { ...src, meta } : null;
+  }
+
   /** The newest local snapshot (for tests/status). */
   latestSnapshot(): { index: number; path: string } | null {
     return this.latestSnapshotFile();
