@@ -7,7 +7,7 @@
 //   - raft.db: one byte flipped inside one entry. The member refuses to start, naming the file, the
 //     entry and the commands to run; the test runs them and the replaced member ends with every
 //     acknowledged write.
-//   - raft.db-wal cut in the middle of its last frame (a write torn by a crash): SQLite's WAL
+//   - raft.db-wal and data.db-wal cut in the middle of their last frame (a write torn by a crash): SQLite's WAL
 //     checksums drop the torn transaction; the member starts and catches up.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +44,7 @@ test('data.db of a stopped member damaged: detected on start, kept aside, rebuil
   });
   clusters.push(c);
   const load = new WriteLoad(() => c.live(), 4);
-  await load.waitAcked(300);
+  await load.waitAcked(200);
   const [f] = await c.followers();
   await eventually(
     async () => readdirSync(join(f!.dataDir, 'snapshots')).some((x) => /^snap-\d+\.db$/.test(x)),
@@ -74,7 +74,7 @@ test('data.db damaged and no local snapshot file to rebuild from: rebuilt from a
   });
   clusters.push(c);
   const load = new WriteLoad(() => c.live(), 4);
-  await load.waitAcked(300);
+  await load.waitAcked(200);
   const [f] = await c.followers();
   const snaps = join(f!.dataDir, 'snapshots');
   await eventually(
@@ -147,7 +147,7 @@ test('raft.db of a stopped member damaged inside an entry: refuses to start and 
   await assertHasAll(c, f!, acked);
 });
 
-test('raft.db-wal of a killed member cut mid-frame: SQLite drops the torn transaction; the member starts and catches up', async () => {
+test('raft.db-wal and data.db-wal of a killed member cut mid-frame: SQLite drops the torn transaction; the member starts and catches up', async () => {
   const c = await Cluster.start();
   clusters.push(c);
   const load = new WriteLoad(() => c.live(), 4);
@@ -159,6 +159,10 @@ test('raft.db-wal of a killed member cut mid-frame: SQLite drops the torn transa
   const pageSize = readFileSync(wal).readUInt32BE(8); // WAL header: page size at offset 8
   const torn = tearLastWalFrame(wal, pageSize);
   assert.ok(torn.frames >= 1);
+  // data.db's -wal too (a member's data.db fsyncs only at checkpoints, so it has one as well).
+  const dataWal = join(f!.dataDir, 'data.db-wal');
+  assert.ok(existsSync(dataWal), 'a killed member leaves data.db-wal');
+  tearLastWalFrame(dataWal, readFileSync(dataWal).readUInt32BE(8));
   await load.waitAcked(50);
 
   await f!.start();
