@@ -10,6 +10,7 @@ import { createApp, type ExtraRouter } from '../api/index.js';
 import type { DataStore } from '../storage/data-store.js';
 import { openDataStore } from '../storage/data/index.js';
 import { ConfigError, type NodeConfig } from './config.js';
+import { armFailpoints, failpointHook, plantedBug } from './failpoints.js';
 import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
 import { createNodeObservability, type NodeObservability } from './observability.js';
@@ -63,6 +64,9 @@ function createService(
 
 export async function startNode(config: NodeConfig, opts: StartNodeOptions = {}): Promise<NodeHandle> {
   const logger = opts.logger;
+  // Test-only (TIMESTORE_FAILPOINTS, TIMESTORE_TEST_BUG); a typo in them fails the start here.
+  const armed = armFailpoints();
+  if (armed.failpoints.length > 0 || armed.bug) logger?.warn(armed, 'test failpoints armed');
   mkdirSync(config.dataDir, { recursive: true });
   // A Raft member's writes are durable in raft.db before they are applied, and the driver re-applies
   // from there (or from its local snapshot) after a crash, so data.db need not fsync each apply:
@@ -71,6 +75,8 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     ? opts.openStore(config)
     : openDataStore(join(config.dataDir, 'data.db'), {
         synchronous: isRaftMember(config) ? 'NORMAL' : 'FULL',
+        failpoint: failpointHook(),
+        plantedBug: plantedBug('apply-no-txn') ? 'apply-no-txn' : null,
       });
   let service: ClosableService;
   let raft: ReplicatedNode | undefined;

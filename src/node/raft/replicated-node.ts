@@ -12,6 +12,7 @@ import type { DataStore } from '../../storage/data-store.js';
 import { openRaftLog, type RaftLogStore } from '../../storage/raft-log/index.js';
 import type { NodeConfig } from '../config.js';
 import { RaftDriver } from './driver.js';
+import { failpointHook } from '../failpoints.js';
 import { ReplicatedService } from './replicated-service.js';
 import { clusterRouter } from './routes.js';
 import { raftRouter, silentLogger, type Logger } from './transport.js';
@@ -54,7 +55,7 @@ function envInt(name: string): number | undefined {
 export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDeps): ReplicatedNode {
   const log = deps.logger ?? silentLogger;
   mkdirSync(config.dataDir, { recursive: true });
-  const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'));
+  const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'), { failpoint: failpointHook() });
   const data = deps.data;
 
   if (raftLog.isEmpty()) {

@@ -79,6 +79,11 @@ function dataBytes(e: Entry): number {
   return e.data.length + 16;
 }
 
+export interface RaftLogOptions {
+  /** Test-only crash/stall point (src/node/failpoints.ts arms it); absent in production. */
+  failpoint?: (name: 'compact.mid-transaction') => void;
+}
+
 export class RaftLogStore implements Storage {
   private readonly db: Database.Database;
   private hard: HardState = { term: 0, vote: null, commit: 0 };
@@ -104,7 +109,10 @@ export class RaftLogStore implements Storage {
     count: Database.Statement;
   };
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    private readonly opts: RaftLogOptions = {},
+  ) {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -364,6 +372,7 @@ export class RaftLogStore implements Storage {
       if (compactTo > this.compactIndex) {
         const t = this.term(compactTo);
         this.stmts.deleteUpTo.run(compactTo);
+        this.opts.failpoint?.('compact.mid-transaction');
         this.putMeta('compacted', { index: compactTo, term: t });
         this.compactIndex = compactTo;
         this.compactTerm = t;
@@ -396,6 +405,6 @@ export class RaftLogStore implements Storage {
   }
 }
 
-export function openRaftLog(path: string): RaftLogStore {
-  return new RaftLogStore(path);
+export function openRaftLog(path: string, opts?: RaftLogOptions): RaftLogStore {
+  return new RaftLogStore(path, opts);
 }
