@@ -188,6 +188,9 @@ export class RaftDriver implements RaftRpcHandler {
     this.data = opts.data;
     this.snapDir = join(opts.dataDir, 'snapshots');
     mkdirSync(this.snapDir, { recursive: true });
+    // A crash while taking or restoring a snapshot leaves its temporary copy behind; none is in use now.
+    for (const f of readdirSync(this.snapDir))
+      if (/^(snap-tmp-|restore-)/.test(f)) rmSync(join(this.snapDir, f), { force: true });
     this.snapshots = new SnapshotReceiver(join(this.snapDir, 'incoming'));
     this.snapshotThreshold = opts.snapshotThreshold ?? 10_000;
     this.catchUpEntries = opts.snapshotCatchUpEntries ?? 2_000;
