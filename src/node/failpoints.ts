@@ -8,7 +8,9 @@
 //
 // An entry is NAME=ACTION[@N][~P]: ACTION is `crash` or `sleep:MS`; @N skips the first N-1 hits
 // (a crash then happens at exactly the Nth); ~P fires each eligible hit with probability P.
-import { writeSync } from 'node:fs';
+// With TIMESTORE_FAILPOINTS_GATE=FILE the rules act only while FILE exists (hits meanwhile are not
+// counted): a test turns a fault (a slow disk) on and off in a running node by creating the file.
+import { existsSync, writeSync } from 'node:fs';
 import { ConfigError } from './config.js';
 
 /** Every failpoint, with the moment it stands for. One call site each (test/crash/failpoints.test.ts checks). */
@@ -121,17 +123,19 @@ export interface FailpointEffects {
   /** A line written (synchronously) before the effect, so a test can see which failpoint fired. */
   report(line: string): void;
   random(): number;
+  /** False while the rules are switched off (TIMESTORE_FAILPOINTS_GATE's file is absent). */
+  gateOpen(): boolean;
 }
 
 /** Armed rules and their hit counters. */
 export class Failpoints {
-  private readonly rules = new Map<FailpointName, FailpointRule & { hits: number }>();
+  private readonly rules = new Map<FailpointName, FailpointRule & { hits: number; fired: number }>();
 
   constructor(
     rules: FailpointRule[],
     private readonly effects: FailpointEffects,
   ) {
-    for (const r of rules) this.rules.set(r.name, { ...r, hits: 0 });
+    for (const r of rules) this.rules.set(r.name, { ...r, hits: 0, fired: 0 });
   }
 
   names(): FailpointName[] {
@@ -140,32 +144,38 @@ export class Failpoints {
 
   hit(name: FailpointName): void {
     const r = this.rules.get(name);
-    if (!r) return;
+    if (!r || !this.effects.gateOpen()) return;
     r.hits++;
     if (r.hits < r.from) return;
     if (r.probability < 1 && this.effects.random() >= r.probability) return;
     const what = r.action.kind === 'crash' ? 'crash' : `sleep ${r.action.ms} ms`;
-    this.effects.report(
-      JSON.stringify({
-        level: 50,
-        time: Date.now(),
-        failpoint: name,
-        hit: r.hits,
-        action: what,
-        msg: `failpoint ${name} fired: ${what}`,
-      }),
-    );
+    // A sleep may fire on every persist: its first firing and every 100th after are reported.
+    if (r.action.kind === 'crash' || r.fired++ % 100 === 0)
+      this.effects.report(
+        JSON.stringify({
+          level: r.action.kind === 'crash' ? 50 : 40,
+          time: Date.now(),
+          failpoint: name,
+          hit: r.hits,
+          action: what,
+          msg: `failpoint ${name} fired: ${what}`,
+        }),
+      );
     if (r.action.kind === 'crash') this.effects.crash();
     else this.effects.sleep(r.action.ms);
   }
 }
 
-export const processEffects: FailpointEffects = {
-  crash: () => process.kill(process.pid, 'SIGKILL'),
-  sleep: (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms),
-  report: (line) => writeSync(2, line + '\n'),
-  random: Math.random,
-};
+/** The real effects; `gate` is TIMESTORE_FAILPOINTS_GATE's file, if any. */
+export function processEffects(gate?: string): FailpointEffects {
+  return {
+    crash: () => process.kill(process.pid, 'SIGKILL'),
+    sleep: (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms),
+    report: (line) => writeSync(2, line + '\n'),
+    random: Math.random,
+    gateOpen: gate ? () => existsSync(gate) : () => true,
+  };
+}
 
 let active: Failpoints | null = null;
 let bug: PlantedBug | null = null;
@@ -193,7 +203,7 @@ export function plantedBug(name: PlantedBug): boolean {
  */
 export function armFailpoints(
   env: NodeJS.ProcessEnv = process.env,
-  effects: FailpointEffects = processEffects,
+  effects: FailpointEffects = processEffects(env.TIMESTORE_FAILPOINTS_GATE || undefined),
 ): { failpoints: FailpointName[]; bug: PlantedBug | null } {
   const rules = parseFailpoints(env.TIMESTORE_FAILPOINTS ?? '');
   bug = parsePlantedBug(env.TIMESTORE_TEST_BUG);
