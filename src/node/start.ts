@@ -11,6 +11,7 @@ import type { DataStore } from '../storage/data-store.js';
 import { CorruptionGuard, guardDataStore, type StorageFault } from '../storage/integrity/corruption-guard.js';
 import { corruptionMarkerPath, openVerifiedDataStore } from '../storage/integrity/data-file.js';
 import { ConfigError, type NodeConfig } from './config.js';
+import { armFailpoints, failpointHook, plantedBug } from './failpoints.js';
 import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
 import { createNodeObservability, type NodeObservability } from './observability.js';
@@ -107,7 +108,11 @@ function openStoreChecked(config: NodeConfig, path: string, logger?: Logger): Da
   const check = dataCheck();
   try {
     const opened = openVerifiedDataStore(path, {
-      store: { synchronous: member ? 'NORMAL' : 'FULL' },
+      store: {
+        synchronous: member ? 'NORMAL' : 'FULL',
+        failpoint: failpointHook(),
+        plantedBug: plantedBug('apply-no-txn') ? 'apply-no-txn' : null,
+      },
       onCorrupt: member ? 'quarantine' : 'refuse',
       check,
     });
@@ -138,6 +143,9 @@ function openStoreChecked(config: NodeConfig, path: string, logger?: Logger): Da
 
 export async function startNode(config: NodeConfig, opts: StartNodeOptions = {}): Promise<NodeHandle> {
   const logger = opts.logger;
+  // Test-only (TIMESTORE_FAILPOINTS, TIMESTORE_TEST_BUG); a typo in them fails the start here.
+  const armed = armFailpoints();
+  if (armed.failpoints.length > 0 || armed.bug) logger?.warn(armed, 'test failpoints armed');
   mkdirSync(config.dataDir, { recursive: true });
   // A Raft member's writes are durable in raft.db before they are applied, and the driver re-applies
   // from there (or from its local snapshot) after a crash, so data.db need not fsync each apply:

@@ -3,7 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { Rng } from './random.js';
 import { ChaosCluster, sleep } from './cluster.js';
-import { Nemesis, defaultNemesis, type FaultKind, type NemesisOptions } from './nemesis.js';
+import { Nemesis, defaultNemesis, faultKinds, type FaultKind, type NemesisOptions } from './nemesis.js';
 import { Workload, defaultWorkload, type RegisterRecord, type WorkloadOptions } from './workload.js';
 import { checkAppends, checkRegisters, type AppendCheck, type RegisterCheck } from './checks.js';
 import { call } from './http-client.js';
@@ -28,6 +28,8 @@ export interface CampaignOptions {
   /** Harness self-tests: run this script instead of the real node (see fake-node.ts). */
   script?: string;
   env?: Record<string, string>;
+  /** Extra time of each raft.db persist under the slow-disk fault (default 50 ms). */
+  slowDiskMs?: number;
 }
 
 export interface CampaignResult {
@@ -64,6 +66,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     echo: opts.echo,
     script: opts.script,
     env: opts.env,
+    slowDiskMs: (opts.faultKinds ?? faultKinds).includes('slow-disk') ? (opts.slowDiskMs ?? 50) : 0,
   });
   const started = Date.now();
   try {

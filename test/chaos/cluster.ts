@@ -1,6 +1,7 @@
 // A cluster of real `timestore node` processes on 127.0.0.1 whose peer traffic goes through the
 // fault proxies (proxy.ts). Clients talk to the nodes directly. Nodes can be killed (SIGKILL) and
 // restarted on the same data dir, paused (SIGSTOP) and resumed (SIGCONT).
+import { rmSync, writeFileSync } from 'node:fs';
 import { NodeProcess, freePorts, tempDir } from '../helpers/index.js';
 import { FaultNetwork } from './proxy.js';
 import { call } from './http-client.js';
@@ -28,6 +29,12 @@ export interface ClusterOptions {
   /** Run this script (with the same flags, no `node` subcommand) instead of cmd/timestore.ts: tests of the harness. */
   script?: string;
   env?: Record<string, string>;
+  /**
+   * Arm a slow disk in every real node: each raft.db persist (a Ready with entries or hard state)
+   * blocks the node's event loop this many ms more, but only while setSlowDisk(id, true) holds
+   * (failpoint raft.before-persist, gated by a file per node; see src/node/failpoints.ts).
+   */
+  slowDiskMs?: number;
 }
 
 /** A node process started from another entry point (the harness's own fake node). */
@@ -65,6 +72,8 @@ export class ChaosCluster {
   private readonly removed = new Set<string>();
 
   private readonly ports: Record<string, number> = {};
+  private root = '';
+  private readonly slowDisks = new Set<string>();
 
   private constructor(readonly opts: ClusterOptions) {
     this.ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
@@ -94,7 +103,7 @@ export class ChaosCluster {
     portList.forEach((p, i) => (this.ports[`n${i + 1}`] = p));
     this.net.setTargets(this.ports);
     const ports = this.ports;
-    const root = tempDir('timestore-chaos-');
+    const root = (this.root = tempDir('timestore-chaos-'));
     for (const id of this.ids) {
       const args = [
         '--election-timeout-ms',
@@ -104,7 +113,15 @@ export class ChaosCluster {
         ...(opts.nodes > 1 ? ['--peers', this.net.peersFor(id)] : []),
         ...(opts.args ?? []),
       ];
-      const env: Record<string, string> = { ...(opts.env ?? {}) };
+      const env: Record<string, string> = {
+        ...(this.slowDiskArmed
+          ? {
+              TIMESTORE_FAILPOINTS: `raft.before-persist=sleep:${opts.slowDiskMs}`,
+              TIMESTORE_FAILPOINTS_GATE: this.slowDiskGate(id),
+            }
+          : {}),
+        ...(opts.env ?? {}),
+      };
       if (opts.echo) env.TIMESTORE_TEST_ECHO = '1';
       const nopts = { id, port: ports[id]!, dataDir: `${root}/${id}`, args, env, startTimeoutMs: 90_000 };
       const node = opts.script ? new ScriptNodeProcess(nopts, opts.script, args) : new NodeProcess(nopts);
@@ -119,6 +136,23 @@ export class ChaosCluster {
       if (prevLevel === undefined) delete process.env.TIMESTORE_TEST_LOG_LEVEL;
       else process.env.TIMESTORE_TEST_LOG_LEVEL = prevLevel;
     }
+  }
+
+  /** Whether the nodes were started able to have a slow disk (real nodes, slowDiskMs given). */
+  get slowDiskArmed(): boolean {
+    return !this.opts.script && (this.opts.slowDiskMs ?? 0) > 0;
+  }
+
+  private slowDiskGate(id: string): string {
+    return `${this.root}/${id}.slow-disk`;
+  }
+
+  /** Turn the slow disk of one node on or off (the node keeps running). */
+  setSlowDisk(id: string, on: boolean): void {
+    if (on) writeFileSync(this.slowDiskGate(id), '');
+    else rmSync(this.slowDiskGate(id), { force: true });
+    if (on) this.slowDisks.add(id);
+    else this.slowDisks.delete(id);
   }
 
   url(id: string): string {
@@ -271,6 +305,7 @@ export class ChaosCluster {
   /** Undo every fault: heal the network, resume paused nodes, restart killed ones, rejoin removed ones. */
   async healAll(): Promise<void> {
     this.net.heal();
+    for (const id of [...this.slowDisks]) this.setSlowDisk(id, false);
     for (const id of [...this.paused]) this.resume(id);
     for (const id of [...this.down]) await this.restart(id);
     for (const id of [...this.removed]) await this.rejoinMember(id);

@@ -20,6 +20,7 @@ export const faultKinds = [
   'link-delay',
   'transfer-leadership',
   'membership',
+  'slow-disk',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
@@ -60,6 +61,7 @@ export class Nemesis {
       );
     if (n < 4) ks = ks.filter((k) => k !== 'partition-ring');
     if (this.transferUnsupported) ks = ks.filter((k) => k !== 'transfer-leadership');
+    if (!this.cluster.slowDiskArmed) ks = ks.filter((k) => k !== 'slow-disk');
     return ks;
   }
 
@@ -200,6 +202,13 @@ export class Nemesis {
           await c.rejoinMember(victim);
           this.opts.log?.(`nemesis: ${victim} joined back`);
         };
+      }
+      case 'slow-disk': {
+        // Half the time the leader: its slow fsync delays every commit and its heartbeats.
+        const id = this.rng.chance(0.5) ? await this.leaderOrRandom() : this.rng.pick(ids);
+        c.setSlowDisk(id, true);
+        this.say(`slow disk on ${id}: every raft.db persist +${c.opts.slowDiskMs} ms`);
+        return async () => c.setSlowDisk(id, false);
       }
       case 'transfer-leadership': {
         const leader = await c.leader();

@@ -31,6 +31,8 @@ export interface ClusterOptions {
 export class ClusterNode {
   proc: TestProcess | null = null;
   stopped = false;
+  /** Environment of this node only, over the cluster's (e.g. a failpoint armed on one node). */
+  env: Record<string, string> = {};
   constructor(
     readonly cluster: Cluster,
     readonly id: string,
@@ -66,7 +68,7 @@ export class ClusterNode {
       process.env.TIMESTORE_TEST_LOG_LEVEL ?? 'info',
       ...this.extraArgs,
     ];
-    this.proc = spawnProcess({ args, env: c.env, name: this.id, cwd: repoRoot });
+    this.proc = spawnProcess({ args, env: { ...c.env, ...this.env }, name: this.id, cwd: repoRoot });
     this.stopped = false;
     await waitForHttp(`${this.url}/raft/status`, {
       process: this.proc,

@@ -47,6 +47,7 @@ import {
 } from './transport.js';
 import { RaftTransport } from './transport.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
+import { failpoint, plantedBug } from '../failpoints.js';
 
 export class ProposalFailedError extends Error {
   constructor(
@@ -187,6 +188,9 @@ export class RaftDriver implements RaftRpcHandler {
     this.data = opts.data;
     this.snapDir = join(opts.dataDir, 'snapshots');
     mkdirSync(this.snapDir, { recursive: true });
+    // A crash while taking or restoring a snapshot leaves its temporary copy behind; none is in use now.
+    for (const f of readdirSync(this.snapDir))
+      if (/^(snap-tmp-|restore-)/.test(f)) rmSync(join(this.snapDir, f), { force: true });
     this.snapshots = new SnapshotReceiver(join(this.snapDir, 'incoming'));
     this.snapshotThreshold = opts.snapshotThreshold ?? 10_000;
     this.catchUpEntries = opts.snapshotCatchUpEntries ?? 2_000;
@@ -256,6 +260,7 @@ export class RaftDriver implements RaftRpcHandler {
       snapshotSource: (index) => this.snapshotSource(index),
       rpcTimeoutMs: opts.rpcTimeoutMs ?? Math.max(1_000, opts.electionTimeoutMs * 2),
       appendWindow: Number(process.env.TIMESTORE_RAFT_APPEND_WINDOW ?? 2) || 2,
+      snapshotChunkBytes: Number(process.env.TIMESTORE_SNAPSHOT_CHUNK_BYTES) || undefined,
       logger: this.log,
     });
   }
@@ -727,10 +732,12 @@ export class RaftDriver implements RaftRpcHandler {
       }
     }
     const tp = performance.now();
+    if (rd.entries.length > 0 || rd.hardState) failpoint('raft.before-persist');
     this.raftLog.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
     const persistMs = performance.now() - tp;
     this.stats.persistMs += persistMs;
     if (rd.entries.length > 0 || rd.hardState) this.observe('persisted', persistMs / 1000, rd.entries.length);
+    if (rd.entries.length > 0) failpoint('raft.after-persist');
     if (rd.snapshot) {
       rmSync(join(this.opts.dataDir, 'pending-snapshot.json'), { force: true });
       this.applied = Math.max(this.applied, this.data.appliedIndex());
@@ -820,6 +827,7 @@ export class RaftDriver implements RaftRpcHandler {
     if (batch.length === 0) return;
     const results = this.applyBatchSafely(batch);
     this.applied = entries[entries.length - 1]!.index;
+    if (this.proposals.size > 0 || this.applyWaiters.length > 0) failpoint('apply.before-ack');
     for (const e of entries) {
       const w = this.proposals.get(e.index);
       if (!w) continue;
@@ -922,7 +930,8 @@ export class RaftDriver implements RaftRpcHandler {
       throw new Error(`the core asked to install snapshot ${meta.index}, but no such file was received`);
     this.pendingSnapshotFiles.clear();
     const marker = join(this.opts.dataDir, 'pending-snapshot.json');
-    writeFileSync(marker, JSON.stringify({ meta, path }));
+    if (!plantedBug('install-no-marker')) writeFileSync(marker, JSON.stringify({ meta, path }));
+    failpoint('install.before-swap');
     const started = Date.now();
     let bytes = 0;
     try {
@@ -949,6 +958,7 @@ export class RaftDriver implements RaftRpcHandler {
       ok: true,
     });
     this.log.info({ index: meta.index, ms: Date.now() - started }, 'snapshot installed into data.db');
+    failpoint('install.after-swap');
   }
 
   private latestSnapshotFile(): { index: number; path: string } | null {
@@ -999,6 +1009,7 @@ export class RaftDriver implements RaftRpcHandler {
         return null;
       }
       const final = join(this.snapDir, `snap-${index}.db`);
+      failpoint('snapshot.before-rename');
       renameSync(tmp, final);
       const view = this.raftLog.membershipAt(index);
       const meta: SnapshotMeta = {
@@ -1007,7 +1018,9 @@ export class RaftDriver implements RaftRpcHandler {
         membership: view.membership,
         contexts: view.contexts,
       };
+      failpoint('snapshot.before-compact');
       this.raftLog.compact(meta, index - this.catchUpEntries);
+      failpoint('compact.after');
       // Keep only the newest snapshot file (a transfer in progress keeps its open descriptor).
       for (const f of readdirSync(this.snapDir)) {
         const m = /^snap-(\d+)\.db$/.exec(f);

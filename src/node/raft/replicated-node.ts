@@ -13,6 +13,7 @@ import type { StorageFault } from '../../storage/integrity/corruption-guard.js';
 import { openRaftLog, type RaftLogStore } from '../../storage/raft-log/index.js';
 import type { NodeConfig } from '../config.js';
 import { RaftDriver } from './driver.js';
+import { failpointHook } from '../failpoints.js';
 import { ReplicatedService } from './replicated-service.js';
 import { clusterRouter } from './routes.js';
 import { raftRouter, silentLogger, type Logger } from './transport.js';
@@ -77,6 +78,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
   // Verified on open (every checksum, the log's shape): a damaged raft.db stops the start here.
   const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'), {
     remedy: raftLogRemedy(config),
+    failpoint: failpointHook(),
   });
   const report = raftLog.openReport;
   if (report.formatBefore === 0 && !raftLog.isEmpty())

@@ -7,6 +7,7 @@ import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileSha256, type SnapshotReceiverApi } from './transport.js';
 import { WireError } from './wire.js';
+import { failpoint } from '../failpoints.js';
 
 export class SnapshotReceiver implements SnapshotReceiverApi {
   private busy: Promise<unknown> = Promise.resolve();
@@ -67,6 +68,7 @@ export class SnapshotReceiver implements SnapshotReceiverApi {
       } finally {
         await fh.close();
       }
+      failpoint('install.mid-receive');
       return { offset: offset + data.length };
     });
   }

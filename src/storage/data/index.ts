@@ -72,6 +72,10 @@ export interface DataStoreOptions {
    * every committed entry after data.db's durable applied index, or a snapshot that covers it).
    */
   synchronous?: 'FULL' | 'NORMAL';
+  /** Test-only crash/stall points (src/node/failpoints.ts arms them); absent in production. */
+  failpoint?: (name: 'snapshot.mid-copy' | 'install.mid-swap' | 'apply.mid-batch') => void;
+  /** Test-only planted bug (TIMESTORE_TEST_BUG), to prove the crash tests catch it. */
+  plantedBug?: 'apply-no-txn' | null;
 }
 
 /** A point row as read: raw arrays, because row objects cost about a microsecond each. */
@@ -478,12 +482,24 @@ export class SqliteDataStore implements DataStore {
       this.validate(e.index, e.command, i);
     });
     try {
+      if (this.opts.plantedBug === 'apply-no-txn') this.recordAppliedFirstBug(batch);
       return this.db.transaction(() => this.applyInTransaction(batch))();
     } catch (e) {
       // The transaction rolled back; devices, tagsets or the base cached during it may not exist.
       this.loadState();
       throw e;
     }
+  }
+
+  /**
+   * The planted bug apply-no-txn: the batch's applied index is committed in a transaction of its
+   * own before the writes, so a crash in between leaves entries marked applied that never were.
+   */
+  private recordAppliedFirstBug(batch: Array<{ index: number }>): void {
+    const before = this.applied;
+    const last = batch.reduce((m, e) => Math.max(m, e.index), before);
+    this.db.transaction(() => this.stmts.setApplied.run(last))();
+    this.applied = before; // the writes below still skip only what really was applied
   }
 
   private applyInTransaction(batch: Array<{ index: number; command: Command | null }>): ApplyResult[] {
@@ -514,6 +530,7 @@ export class SqliteDataStore implements DataStore {
     const results: ApplyResult[] = [];
     const puts: PreparedPut[] = [];
     entries.forEach((e, ei) => {
+      if (ei === 1) this.opts.failpoint?.('apply.mid-batch');
       const r: ApplyResult = { index: e.index, points: [], deleted: [] };
       e.ops.forEach((op, oi) => {
         const { key, id } = ids[ei]![oi]!;
@@ -831,7 +848,9 @@ export class SqliteDataStore implements DataStore {
     rmSync(tmp, { force: true });
     // The online backup API copies pages in steps and yields between them; writes made through
     // this connection meanwhile are copied too, so the result is the state when it finished.
-    await this.db.backup(tmp);
+    // With a failpoint armed the copy goes 8 pages a step, so a crash can land in the middle of it.
+    const progress = this.opts.failpoint && (() => (this.opts.failpoint?.('snapshot.mid-copy'), 8));
+    await (progress ? this.db.backup(tmp, { progress }) : this.db.backup(tmp));
     let index: number;
     const copy = new Database(tmp);
     try {
@@ -860,6 +879,7 @@ export class SqliteDataStore implements DataStore {
     this.closed = true;
     rmSync(`${this.path}-wal`, { force: true });
     rmSync(`${this.path}-shm`, { force: true });
+    this.opts.failpoint?.('install.mid-swap');
     // rename is atomic: a crash before it leaves the old store, after it the new one.
     renameSync(tmp, this.path);
     fsyncPath(dirname(this.path), true);

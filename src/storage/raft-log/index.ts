@@ -115,6 +115,8 @@ export interface RaftLogOptions {
   verify?: 'full' | 'none';
   /** What to tell the operator in a RaftLogCorruptError (the node passes one naming itself). */
   remedy?: string;
+  /** Test-only crash/stall point (src/node/failpoints.ts arms it); absent in production. */
+  failpoint?: (name: 'compact.mid-transaction') => void;
 }
 
 /** What opening found and did, for the node's start-up log line. */
@@ -167,7 +169,7 @@ export class RaftLogStore implements Storage {
 
   constructor(
     readonly path: string,
-    opts: RaftLogOptions = {},
+    private readonly opts: RaftLogOptions = {},
   ) {
     this.remedy = opts.remedy ?? GENERIC_REMEDY;
     const started = performance.now();
@@ -568,6 +570,7 @@ export class RaftLogStore implements Storage {
       if (compactTo > this.compactIndex) {
         const t = this.term(compactTo);
         this.stmts.deleteUpTo.run(compactTo);
+        this.opts.failpoint?.('compact.mid-transaction');
         this.putMeta('compacted', { index: compactTo, term: t });
         this.compactIndex = compactTo;
         this.compactTerm = t;
