@@ -147,7 +147,9 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
     // Raft's own /readyz and /readyz/leader are mounted by the Raft node; /livez is ours.
     const probes = probesRouter(
       () => ({
-        phase: driver.isStopped && phase !== 'stopping' ? 'stopping' : phase,
+        // While running, the Raft node's own phase: a log replay or snapshot install gets the allowance.
+        phase:
+          driver.isStopped && phase !== 'stopping' ? 'stopping' : phase === 'running' ? raft.phase() : phase,
         raft: null,
         fatalError: driver.fatal ? driver.fatal.message : null,
       }),
