@@ -7,9 +7,9 @@
 //   labeler?.update(raftNode.status().role);
 //   await labeler?.stop();                                  // on shutdown (after a final update('Follower'))
 //
-// The pod needs RBAC to patch itself: Role rule {apiGroups: [""], resources: ["pods"], verbs: ["get", "patch"]}
-// bound to its service account; POD_NAME and POD_NAMESPACE from the downward API (HOSTNAME and the
-// service-account namespace file are the fallbacks).
+// The pod needs RBAC to patch itself: Role rule {apiGroups: [""], resources: ["pods"], verbs: ["patch"]}
+// bound to its service account (deploy/rbac/node-role.yaml); POD_NAME and POD_NAMESPACE from the
+// downward API (HOSTNAME and the service-account namespace file are the fallbacks).
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -46,7 +46,9 @@ const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
  */
 export function inClusterTarget(
   env: NodeJS.ProcessEnv = process.env,
-  saDir = SA_DIR,
+  // TIMESTORE_SERVICE_ACCOUNT_DIR: the same three files somewhere else, for a node run outside a pod
+  // against a real API server (test/k8s, a developer's machine).
+  saDir = env.TIMESTORE_SERVICE_ACCOUNT_DIR || SA_DIR,
   read: (p: string) => string = (p) => readFileSync(p, 'utf8'),
 ): KubeTarget | null {
   const host = env.KUBERNETES_SERVICE_HOST;
