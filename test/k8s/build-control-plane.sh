@@ -34,6 +34,8 @@ if [ "${1:-}" = --cached-only ]; then
   exit 3
 fi
 
+# Go as the polyglot machines install it, for a shell whose PATH lacks it.
+command -v go >/dev/null || { [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"; } || true
 command -v go >/dev/null || { log "go is required (Go >= 1.26 for Kubernetes ${K8S_VERSION})"; exit 1; }
 mkdir -p "$BIN_DIR"
 work="$(mktemp -d)"

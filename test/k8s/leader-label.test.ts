@@ -95,9 +95,9 @@ async function selectedByLeaderService(): Promise<string[]> {
   return r.body.items.map((p) => p.metadata.name).sort();
 }
 
-/** The leader all running nodes agree on (same id, same term), or null. */
-async function agreedLeader(c: TestCluster): Promise<string | null> {
-  const running = c.nodes.filter((n) => n.proc?.running);
+/** The leader all running nodes (but `exclude`) agree on (same id, same term), or null. */
+async function agreedLeader(c: TestCluster, exclude: string[] = []): Promise<string | null> {
+  const running = c.nodes.filter((n) => n.proc?.running && !exclude.includes(n.id));
   const sts = await Promise.all(
     running.map((n) => get<{ leaderId: string | null; term: number }>(`${n.url}/raft/status`)),
   );
@@ -260,6 +260,63 @@ test('SIGKILL of the leader: the label moves to the new leader; the stale label 
       `its pod labelled ${tLabelled - tElected} ms later; the stale label on ${oldLeader} lasted until it ` +
       `restarted (${tRestart - t0} ms here) and was cleared ${tCleared - tRestart} ms after the restart`,
   );
+});
+
+test('a deposed leader that is alive (SIGSTOP, then SIGCONT) removes its own stale label', async () => {
+  // The case where a stale label would point at a live, ready follower: the old leader was frozen
+  // (GC pause, CPU starvation, a partition) while the others elected a new leader.
+  const oldLeader = await settledLabels(cluster);
+  const frozen = cluster.byId(oldLeader);
+  frozen.proc.child.kill('SIGSTOP');
+  let resumed = false;
+  try {
+    const newLeader = await eventually(
+      async () => {
+        const l = await agreedLeader(cluster, [oldLeader]);
+        return l && l !== oldLeader ? l : null;
+      },
+      'a new leader while the old one is frozen',
+      60_000,
+      50,
+    );
+    await eventually(
+      async () => (await roleLabels())[newLeader] === 'leader',
+      `pod ${newLeader} labelled leader`,
+      30_000,
+      25,
+    );
+    assert.equal(
+      (await roleLabels())[oldLeader],
+      'leader',
+      'the frozen node could not have changed its label',
+    );
+    const tCont = Date.now();
+    frozen.proc.child.kill('SIGCONT');
+    resumed = true;
+    // It learns the higher term from the new leader's heartbeats (or its own CheckQuorum), steps
+    // down, and patches its pod to follower.
+    await eventually(
+      async () => (await roleLabels())[oldLeader] === 'follower',
+      `the resumed old leader ${oldLeader} labels itself follower`,
+      30_000,
+      25,
+    );
+    const tCleared = Date.now();
+    assert.equal(await settledLabels(cluster), newLeader);
+    assert.deepEqual(await selectedByLeaderService(), [newLeader]);
+    const w = await post(`${frozen.url}/api/timeseries`, {
+      deviceId: 'k8s-4',
+      timestamp: '2026-12-01T00:00:03Z',
+      value: 4,
+    });
+    assert.equal(w.status, 201, `the old leader, now a follower, forwards the write: ${w.text}`);
+    console.log(
+      `# leader label after SIGSTOP of ${oldLeader}: the stale label on the live old leader was cleared ` +
+        `${tCleared - tCont} ms after it resumed`,
+    );
+  } finally {
+    if (!resumed) frozen.proc.child.kill('SIGCONT');
+  }
 });
 
 test('without the RoleBinding a node gets 403 and no label; a token with the Role fixes it without a restart', async () => {
