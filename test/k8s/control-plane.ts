@@ -161,6 +161,17 @@ function makePki(dir: string): void {
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const bins = controlPlaneBinaries();
+  // A port from freePort can be taken by another process before etcd or the API server binds it.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(bins, opts);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/i.test(String((err as Error).message))) throw err;
+    }
+  }
+}
+
+async function startOnce(bins: ControlPlaneBinaries, opts: ControlPlaneOptions): Promise<ControlPlane> {
   const timeoutMs = opts.startTimeoutMs ?? 120_000;
   const dir = tempDir('timestore-k8s-');
   const pki = join(dir, 'pki');
