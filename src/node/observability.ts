@@ -22,6 +22,7 @@ import {
   createLeaderLabeler,
   createMetrics,
   createRaftEventLogger,
+  inClusterTarget,
   injectTraceHeaders,
   metricsRouter,
   probesOpenApiPaths,
@@ -30,6 +31,7 @@ import {
   requestLogger,
   requestMetricsMiddleware,
   SpanKind,
+  staleLeaderDemoter,
   statStorageSizes,
   tracer,
   tracingMiddleware,
@@ -111,15 +113,35 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
     const raftMetrics = bindRaftStatus(metrics, raftStatus);
     const raftLog = createRaftEventLogger(log);
     raftEvents = raftLog;
-    labeler = createLeaderLabeler({ logger: log });
+    // In Kubernetes: the pod's role label, and once this pod is labelled leader in a term, the
+    // stale leader labels of the other members' pods (named like their node ids, as in a
+    // StatefulSet) from older terms set to follower.
+    const k8s = inClusterTarget();
+    const demote = k8s ? staleLeaderDemoter({ target: k8s, logger: log }) : null;
+    labeler = k8s
+      ? createLeaderLabeler({
+          target: k8s,
+          logger: log,
+          onApplied(value, term) {
+            if (value !== 'leader' || term === null || !demote) return;
+            const peers = driver
+              .members()
+              .map((m) => m.id)
+              .filter((id) => id !== config.id);
+            void demote(peers, term, () => driver.role === 'Leader' && driver.status().term === term);
+          },
+        })
+      : null;
     let lastRole: string | null = null;
+    let lastTerm = -1;
     const onChange = () => {
       const st = driver.status();
       raftMetrics.observe();
       raftLog.observe(st);
-      if (st.role !== lastRole) {
+      if (st.role !== lastRole || (st.role === 'Leader' && st.term !== lastTerm)) {
         lastRole = st.role;
-        labeler?.update(st.role);
+        lastTerm = st.term;
+        labeler?.update(st.role, st.term);
       }
     };
     onChange();

@@ -64,6 +64,8 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
   const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'));
   const data = deps.data;
 
+  // A cluster bootstrapped just now has its founding config entries committed: nothing to replay.
+  const bootstrappedNow = raftLog.isEmpty();
   if (raftLog.isEmpty()) {
     if (config.peers) {
       raftLog.bootstrap(config.peers);
@@ -197,7 +199,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     routers,
     phase: currentPhase,
     start() {
-      if (replayFrom < replayUntil) {
+      if (replayFrom < replayUntil && !bootstrappedNow) {
         const started = Date.now();
         log.info({ from: replayFrom + 1, to: replayUntil }, 'replaying the Raft log into data.db');
         const off = driver.onChange(() => {
