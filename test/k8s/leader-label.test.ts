@@ -27,6 +27,13 @@ import {
   tempDir,
   type TestCluster,
 } from '../helpers/index.js';
+import {
+  inClusterTarget,
+  LEADER_TERM_ANNOTATION,
+  nodeTransport,
+  roleLabelPatch,
+} from '../../src/observability/leader-label.js';
+import { staleLeaderDemoter } from '../../src/observability/stale-leader-labels.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 
 const NS = 'timestore-e2e';
@@ -324,6 +331,44 @@ test('a frozen leader (SIGSTOP) is demoted by the new leader and stays follower 
   } finally {
     if (!resumed) frozen.proc.child.kill('SIGCONT');
   }
+});
+
+test('the demotion is a conditional write: a leader label renewed between its read and its patch survives', async () => {
+  // The race the resourceVersion guards against, on the real API server: the demoter reads a stale
+  // leader label (term 1), then that pod wins term 9 and relabels itself before the demoter's patch.
+  await createPod('timestore-race', 'timestore');
+  const podPath = `/api/v1/namespaces/${NS}/pods/timestore-race`;
+  const label = (term: number) =>
+    cp.api('PATCH', podPath, roleLabelPatch('leader', term), { contentType: 'application/merge-patch+json' });
+  assert.equal((await label(1)).status, 200);
+  const target = inClusterTarget(podEnv('timestore-0', nodeToken.dir))!;
+  assert.ok(target, 'the in-cluster target from the pod environment');
+  let raced = false;
+  const statuses: number[] = [];
+  const demote = staleLeaderDemoter({
+    target,
+    transport: async (req) => {
+      if (req.method === 'PATCH' && !raced) {
+        raced = true;
+        assert.equal((await label(9)).status, 200); // the pod renews its label first
+      }
+      const res = await nodeTransport(req);
+      statuses.push(res.status);
+      return res;
+    },
+  });
+  assert.deepEqual(await demote(['timestore-race'], 5, () => true), { 'timestore-race': 'not-stale' });
+  assert.deepEqual(statuses, [200, 409, 200], 'GET, the conditional PATCH refused, GET again');
+  const pod = await cp.api<{
+    metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+  }>('GET', podPath);
+  assert.equal(pod.body.metadata.labels[ROLE], 'leader');
+  assert.equal(pod.body.metadata.annotations[LEADER_TERM_ANNOTATION], '9');
+  // And without the race the same call demotes it (term 9 < 10).
+  assert.deepEqual(await staleLeaderDemoter({ target })(['timestore-race'], 10, () => true), {
+    'timestore-race': 'demoted',
+  });
+  assert.equal((await roleLabels())['timestore-race'], 'follower');
 });
 
 test('without the RoleBinding a node gets 403 and no label; a token with the Role fixes it without a restart', async () => {
