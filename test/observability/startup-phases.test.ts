@@ -132,7 +132,10 @@ test('a node replaying its Raft log reports replaying-log on /readyz, stays live
       assert.equal(await localCount(restarted.url, 'replay-1'), BATCHES * PER_BATCH);
       assert.match(restarted.output(), /replaying the Raft log into data\.db/);
       assert.match(restarted.output(), /Raft log replay finished/);
-      console.log(`# replay: /readyz said ${seen.readyz.join(' → ')}`);
+      const ms = /"entries":(\d+),"ms":(\d+),"msg":"Raft log replay finished"/.exec(restarted.output());
+      console.log(
+        `# replay of ${ms?.[1]} entries took ${ms?.[2]} ms; /readyz said ${seen.readyz.join(' → ')}`,
+      );
     } finally {
       await restarted.stop();
     }
