@@ -53,6 +53,10 @@ export interface StaleLeaderDemoterOptions {
   logger?: LabelLogger;
   /** Read-and-patch rounds per pod when the pod keeps changing under us (409), default 3. */
   maxConflicts?: number;
+  /** Passes over the pods that failed (API server unreachable, 5xx), default 4, `retryDelayMs` apart (1 s, doubling). */
+  maxPasses?: number;
+  retryDelayMs?: number;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /**
@@ -64,6 +68,9 @@ export function staleLeaderDemoter(opts: StaleLeaderDemoterOptions) {
   const { target } = opts;
   const transport = opts.transport ?? nodeTransport;
   const maxConflicts = opts.maxConflicts ?? 3;
+  const maxPasses = opts.maxPasses ?? 4;
+  const retryDelayMs = opts.retryDelayMs ?? 1_000;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()));
   const urlOf = (pod: string) =>
     `${target.apiServer}/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${encodeURIComponent(pod)}`;
   const headers = (extra: Record<string, string> = {}) => ({
@@ -107,22 +114,36 @@ export function staleLeaderDemoter(opts: StaleLeaderDemoterOptions) {
 
   return async (pods: readonly string[], term: number, stillLeader: () => boolean) => {
     const out: Record<string, DemotionResult> = {};
-    for (const pod of pods) {
-      try {
-        out[pod] = await demoteOne(pod, term, stillLeader);
-      } catch (err) {
-        out[pod] = 'failed';
-        opts.logger?.warn(
-          { event: 'k8s.label.demote', pod, term, err: (err as Error).message },
-          `could not check or demote the leader label of pod ${pod}`,
-        );
-        continue;
+    let todo = [...pods];
+    for (let pass = 0; pass < maxPasses && todo.length > 0; pass++) {
+      if (pass > 0) {
+        // Right after an election the API server may be briefly unreachable from here: try again.
+        await sleep(retryDelayMs * 2 ** (pass - 1));
+        if (!stillLeader()) {
+          for (const pod of todo) out[pod] = 'not-leader-any-more';
+          break;
+        }
       }
-      if (out[pod] === 'demoted')
-        opts.logger?.info(
-          { event: 'k8s.label.demote', pod, term },
-          `pod ${pod}: stale ${ROLE_LABEL}=leader from an older term set to follower`,
-        );
+      const failed: string[] = [];
+      for (const pod of todo) {
+        try {
+          out[pod] = await demoteOne(pod, term, stillLeader);
+        } catch (err) {
+          out[pod] = 'failed';
+          failed.push(pod);
+          opts.logger?.warn(
+            { event: 'k8s.label.demote', pod, term, attempt: pass + 1, err: (err as Error).message },
+            `could not check or demote the leader label of pod ${pod}`,
+          );
+          continue;
+        }
+        if (out[pod] === 'demoted')
+          opts.logger?.info(
+            { event: 'k8s.label.demote', pod, term },
+            `pod ${pod}: stale ${ROLE_LABEL}=leader from an older term set to follower`,
+          );
+      }
+      todo = failed;
     }
     return out;
   };

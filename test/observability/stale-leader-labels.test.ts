@@ -93,13 +93,28 @@ test('stops when this node is no longer the leader; errors are logged, never thr
   assert.deepEqual(await demote(['p1'], 5, () => leader), { p1: 'not-leader-any-more' });
 
   const warnings: string[] = [];
+  const delays: number[] = [];
   const failing = staleLeaderDemoter({
     target,
     transport: async () => ({ status: 403, body: 'forbidden' }),
     logger: { info() {}, warn: (_o, m) => void warnings.push(m ?? '') },
+    sleep: async (ms) => void delays.push(ms),
   });
   assert.deepEqual(await failing(['p1'], 5, () => true), { p1: 'failed' });
-  assert.equal(warnings.length, 1);
+  assert.equal(warnings.length, 4, 'one warning per pass');
+  assert.deepEqual(delays, [1000, 2000, 4000]);
+});
+
+test('a pod that failed is tried again on a later pass; the others are not asked twice', async () => {
+  const { transport, seen } = scripted([
+    { status: 503, body: 'unavailable' }, // p1, pass 1
+    { status: 200, body: pod('follower', undefined) }, // p2, pass 1
+    { status: 200, body: pod('leader', '2', '7') }, // p1, pass 2
+    { status: 200, body: {} }, // its PATCH
+  ]);
+  const demote = staleLeaderDemoter({ target, transport, sleep: async () => {} });
+  assert.deepEqual(await demote(['p1', 'p2'], 5, () => true), { p1: 'demoted', p2: 'not-stale' });
+  assert.equal(seen.length, 4);
 });
 
 test('the labeler writes the term with the leader label and reports each applied label', async () => {
