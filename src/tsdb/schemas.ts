@@ -6,6 +6,7 @@
 // `timestamp` an RFC 3339 string; tags and attributes are optional additions.
 import { z } from 'zod';
 import type { AggregateBucket, AggregateFn, Point } from './model.js';
+import { aggregateListPattern, durationPattern, numericTimestampRule, rfc3339Pattern } from './patterns.js';
 import { EPOCH_PRECISIONS, formatRfc3339, parseEpoch, parseRfc3339, type EpochPrecision } from './time.js';
 
 export const precisions = EPOCH_PRECISIONS as readonly ['s', 'ms', 'us', 'ns'];
@@ -21,11 +22,13 @@ function timeError(fn: () => number): string | null {
   }
 }
 
+const durationUnits = { us: 1, ms: 1e3, s: 1e6, m: 6e7, h: 3.6e9, d: 8.64e10, w: 6.048e11 };
+
 /** Durations for aggregation buckets: a whole number and a unit (us, ms, s, m, h, d, w). */
 function parseDurationMicros(s: string): number | null {
   const m = /^(\d+)(us|ms|s|m|h|d|w)$/.exec(s.trim());
   if (!m) return null;
-  const unit = { us: 1, ms: 1e3, s: 1e6, m: 6e7, h: 3.6e9, d: 8.64e10, w: 6.048e11 }[m[2] as 'us'];
+  const unit = durationUnits[m[2] as keyof typeof durationUnits];
   const v = Number(m[1]) * unit;
   return Number.isSafeInteger(v) ? v : null;
 }
@@ -98,7 +101,8 @@ export const timestampInputSchema = z
           const err = timeError(() => parseRfc3339(s));
           if (err) ctx.addIssue({ code: 'custom', message: err });
         })
-        .meta({ format: 'date-time' }),
+        // A pattern rather than format: date-time, whose years 0001..9999 reach past the µs range.
+        .meta({ pattern: rfc3339Pattern }),
       z.number(),
     ],
     { error: timestampMessage },
@@ -195,7 +199,7 @@ export const entryInputSchema = z
     },
     { error: (iss) => (iss.code === 'unrecognized_keys' ? undefined : 'expected a JSON object (an entry)') },
   )
-  .meta({ description: 'A time-series entry to write.' })
+  .meta({ description: 'A time-series entry to write.', ...numericTimestampRule() })
   .register(apiSchemas, { id: 'EntryInput' });
 
 export type EntryInput = z.input<typeof entryInputSchema>;
@@ -279,7 +283,10 @@ export const entryListSchema = z
 
 const timeParamMessage =
   'expected an RFC 3339 date-time (e.g. 2024-05-01T00:00:00Z) or an epoch number with "precision"';
-const timeParam = (description: string) => z.string({ error: timeParamMessage }).meta({ description });
+// The document's pattern is the RFC 3339 form only: an epoch number is valid only together with
+// "precision", a rule between two parameters that a parameter's schema cannot state.
+const timeParam = (description: string) =>
+  z.string({ error: timeParamMessage }).meta({ description, pattern: rfc3339Pattern });
 
 export const readQueryShape = {
   from: timeParam(
@@ -342,6 +349,7 @@ export const deviceQuerySchema = z
       .meta({
         description: `Aggregate instead of listing: comma-separated functions from ${aggregateFns.join(', ')} (requires "interval").`,
         examples: ['avg,max'],
+        pattern: aggregateListPattern(aggregateFns),
       }),
     interval: z
       .string({ error: 'expected a duration such as 1h' })
@@ -361,6 +369,7 @@ export const deviceQuerySchema = z
         description:
           'Bucket width for "aggregate": a duration such as 10s, 5m, 1h, 1d (units us, ms, s, m, h, d, w). Buckets are aligned to the Unix epoch.',
         examples: ['1h'],
+        pattern: durationPattern(Object.keys(durationUnits)),
       }),
   })
   .superRefine((q, ctx) => {
@@ -409,11 +418,9 @@ export function resolveTimeRange(q: { from?: string; to?: string; precision?: Pr
     if (err) issues.push({ field, message: `${err} (or an epoch number with "precision")` });
     return err ? undefined : parseRfc3339(raw);
   };
-  const from = one('from');
-  const to = one('to');
-  if (from !== undefined && to !== undefined && from > to)
-    issues.push({ field: 'to', message: '"to" must not be before "from"' });
-  return { from, to, issues };
+  // "to" before "from" is an empty range, answered like from == to (an empty page), not an error:
+  // it is a rule between two parameters that the OpenAPI document could not state.
+  return { from: one('from'), to: one('to'), issues };
 }
 
 // ---------------------------------------------------------------------------------------------

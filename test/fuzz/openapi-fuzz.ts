@@ -21,7 +21,7 @@ export interface Operation {
   /** From the OpenAPI document, or a peer endpoint known from the transport. */
   source: 'openapi' | 'peer';
   pathParams: Array<{ name: string; schema: Schema }>;
-  queryParams: Array<{ name: string; schema: Schema; required: boolean }>;
+  queryParams: Array<{ name: string; schema: Schema; required: boolean; style?: string; explode?: boolean }>;
   /** Content type → schema of the body. */
   body: Record<string, Schema>;
   /** Whether a successful call may change state. */
@@ -88,7 +88,13 @@ export class Spec {
             .map((p) => ({ name: p.name, schema: p.schema ?? {} })),
           queryParams: params
             .filter((p) => p.in === 'query')
-            .map((p) => ({ name: p.name, schema: p.schema ?? {}, required: !!p.required })),
+            .map((p) => ({
+              name: p.name,
+              schema: p.schema ?? {},
+              required: !!p.required,
+              style: p.style ?? 'form',
+              explode: p.explode,
+            })),
           body,
           mutating: method !== 'get',
         });
@@ -121,6 +127,21 @@ export class Spec {
     if (s.const !== undefined) return fc.constant(s.const);
     if (Array.isArray(s.enum)) return fc.constantFrom(...(s.enum as Json[]));
     const alts = s.oneOf ?? s.anyOf;
+    if (Array.isArray(alts) && alts.length && s.properties) {
+      // An object with a rule between its fields (e.g. a numeric timestamp needs "precision"):
+      // each alternative narrows the object's own properties.
+      const { oneOf: _o, anyOf: _a, ...own } = s;
+      return fc.oneof(
+        ...alts.map((a0: Schema) => {
+          const a = this.resolve(a0);
+          const properties = { ...own.properties };
+          for (const [k, v] of Object.entries<Schema>(a.properties ?? {}))
+            properties[k] = { ...this.resolve(properties[k]), ...v };
+          const required = [...new Set([...(own.required ?? []), ...(a.required ?? [])])];
+          return this.arbitrary({ ...own, properties, required }, depth);
+        }),
+      );
+    }
     if (Array.isArray(alts) && alts.length)
       return fc.oneof(...alts.map((a: Schema) => this.arbitrary(a, depth + 1)));
     if (Array.isArray(s.allOf) && s.allOf.length)
@@ -133,8 +154,10 @@ export class Spec {
         return fc.integer({ min: s.minimum ?? -1e6, max: s.maximum ?? 1e6 });
       case 'number':
         return fc.double({
-          min: s.minimum ?? -1e9,
-          max: s.maximum ?? 1e9,
+          min: s.minimum ?? s.exclusiveMinimum ?? -1e9,
+          max: s.maximum ?? s.exclusiveMaximum ?? 1e9,
+          minExcluded: s.minimum === undefined && s.exclusiveMinimum !== undefined,
+          maxExcluded: s.maximum === undefined && s.exclusiveMaximum !== undefined,
           noNaN: true,
           noDefaultInfinity: true,
         });
@@ -228,6 +251,17 @@ function asQueryString(v: Json): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+function isExplodedObject(spec: Spec, q: Operation['queryParams'][number]): boolean {
+  return spec.resolve(q.schema).type === 'object' && q.style === 'form' && q.explode !== false;
+}
+
+/** The query parameter names as they appear in a URL (an exploded object's fields, by name). */
+export function queryNames(spec: Spec, op: Operation): string[] {
+  return op.queryParams.flatMap((q) =>
+    isExplodedObject(spec, q) ? Object.keys(spec.resolve(q.schema).properties ?? {}) : [q.name],
+  );
+}
+
 /** A request from the declared schemas (valid as far as the schemas can say; may still be rejected). */
 export function generatedRequest(spec: Spec, op: Operation): fc.Arbitrary<FuzzRequest> {
   const pathArb = fc.record(
@@ -237,15 +271,20 @@ export function generatedRequest(spec: Spec, op: Operation): fc.Arbitrary<FuzzRe
     .tuple(
       ...op.queryParams.map((q) => {
         const s = spec.resolve(q.schema);
-        const v =
-          s.type === 'integer'
-            ? fc.integer({ min: s.minimum ?? 0, max: s.maximum ?? 1000 }).map(String)
-            : spec.arbitrary(s).map(asQueryString);
-        return q.required
-          ? v.map((x) => [[q.name, x]] as Array<[string, string]>)
-          : fc
-              .option(v, { nil: undefined })
-              .map((x) => (x === undefined ? [] : [[q.name, x] as [string, string]]));
+        // A form-exploded object parameter (fields valid only together) is its fields as pairs.
+        const v: fc.Arbitrary<Array<[string, string]>> = isExplodedObject(spec, q)
+          ? spec
+              .arbitrary(s)
+              .map((o) =>
+                Object.entries((o ?? {}) as Record<string, Json>).map(
+                  ([k, x]) => [k, asQueryString(x)] as [string, string],
+                ),
+              )
+          : (s.type === 'integer'
+              ? fc.integer({ min: s.minimum ?? 0, max: s.maximum ?? 1000 }).map(String)
+              : spec.arbitrary(s).map(asQueryString)
+            ).map((x) => [[q.name, x]] as Array<[string, string]>);
+        return q.required ? v : fc.option(v, { nil: undefined }).map((x) => x ?? []);
       }),
     )
     .map((xs) => xs.flat());
@@ -543,7 +582,7 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
     paramMutations.push(
       fc
         .tuple(
-          fc.constantFrom(...op.queryParams.filter((q) => !['cursor'].includes(q.name)).map((q) => q.name)),
+          fc.constantFrom(...queryNames(spec, op).filter((n) => n !== 'cursor')),
           fc.constantFrom(
             '',
             '-1',
@@ -575,7 +614,7 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
           }),
         ),
       // repeated parameters
-      fc.constantFrom(...op.queryParams.map((q) => q.name)).chain((name) =>
+      fc.constantFrom(...queryNames(spec, op)).chain((name) =>
         base.map((r) => ({
           ...r,
           url: `${r.url}${r.url.includes('?') ? '&' : '?'}${enc(name)}=1&${enc(name)}=2`,
