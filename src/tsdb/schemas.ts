@@ -7,7 +7,15 @@
 import { z } from 'zod';
 import type { AggregateBucket, AggregateFn, Point } from './model.js';
 import { aggregateListPattern, durationPattern, numericTimestampRule, rfc3339Pattern } from './patterns.js';
-import { EPOCH_PRECISIONS, formatRfc3339, parseEpoch, parseRfc3339, type EpochPrecision } from './time.js';
+import {
+  EPOCH_PRECISIONS,
+  MAX_TIMESTAMP_US,
+  MIN_TIMESTAMP_US,
+  formatRfc3339,
+  parseEpoch,
+  parseRfc3339,
+  type EpochPrecision,
+} from './time.js';
 
 export const precisions = EPOCH_PRECISIONS as readonly ['s', 'ms', 'us', 'ns'];
 export type Precision = EpochPrecision;
@@ -238,6 +246,48 @@ export const entryToPointSchema = entryInputSchema.transform((e, ctx): ValidEntr
 });
 
 // ---------------------------------------------------------------------------------------------
+// Commands between nodes (a follower forwards writes to the leader: POST /raft/forward)
+// ---------------------------------------------------------------------------------------------
+
+// A peer endpoint must refuse what the public API refuses, or a forged or buggy peer request could
+// store what no client may write. So a forwarded point is checked with the entry's own field
+// schemas; only the time is already in the engine's form (integer µs).
+const tsMessage = `expected an integer number of microseconds since the epoch within ±(2^53-1)`;
+export const pointSchema = z.strictObject(
+  {
+    id: idSchema,
+    deviceId: deviceIdSchema,
+    ts: z
+      .number({ error: tsMessage })
+      .int({ error: tsMessage })
+      .min(MIN_TIMESTAMP_US, { error: tsMessage })
+      .max(MAX_TIMESTAMP_US, { error: tsMessage }),
+    value: valueSchema,
+    tags: tagsSchema.optional(),
+    attributes: attributesSchema.optional(),
+  },
+  { error: (iss) => (iss.code === 'unrecognized_keys' ? undefined : 'expected a point object') },
+);
+
+export const writeOpSchema = z.discriminatedUnion(
+  'op',
+  [
+    z.strictObject({ op: z.literal('put'), point: pointSchema }),
+    z.strictObject({ op: z.literal('delete'), id: idSchema }),
+  ],
+  { error: 'expected {"op": "put", "point": {...}} or {"op": "delete", "id": "<uuid>"}' },
+);
+
+/** A state-machine command as peers send it: at most as many ops as one public write may carry. */
+export const commandSchema = z.object({
+  requestId: z.string().max(200).optional(),
+  ops: z
+    .array(writeOpSchema, { error: 'expected an array of ops' })
+    .min(1, { error: 'expected at least one op' })
+    .max(limits.batchEntries, { error: `expected at most ${limits.batchEntries} ops` }),
+});
+
+// ---------------------------------------------------------------------------------------------
 // Entry (response)
 // ---------------------------------------------------------------------------------------------
 
@@ -450,8 +500,18 @@ export const bucketSchema = z
 export type Bucket = z.infer<typeof bucketSchema>;
 export const bucketListSchema = z.array(bucketSchema).register(apiSchemas, { id: 'AggregateBucketList' });
 
+/** A time clamped to the supported range (µs). */
+export function clampTimestamp(us: number): number {
+  return Math.min(MAX_TIMESTAMP_US, Math.max(MIN_TIMESTAMP_US, us));
+}
+
 export function bucketToJson(b: AggregateBucket, widthMicros: number, fns: AggregateFn[]): Bucket {
-  const out: Bucket = { start: formatRfc3339(b.start), end: formatRfc3339(b.start + widthMicros) };
+  // A wide bucket aligned to the epoch can start before or end after the supported time range
+  // (e.g. interval=9000w around 1700): it is shown cut to that range, where all its points are.
+  const out: Bucket = {
+    start: formatRfc3339(clampTimestamp(b.start)),
+    end: formatRfc3339(clampTimestamp(b.start + widthMicros)),
+  };
   for (const fn of fns) (out as Record<string, unknown>)[fn] = b.values[fn] ?? null;
   return out;
 }

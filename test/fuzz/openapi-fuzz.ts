@@ -9,6 +9,7 @@
 //     every stored entry);
 //   - the process stays alive: /livez answers 200 after every batch.
 import { request as httpRequest } from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 
@@ -337,6 +338,45 @@ const absurdTimestamps: Json[] = [
   {},
 ];
 
+/**
+ * Well-formed forwarded commands (POST /raft/forward) carrying what the public API refuses: each
+ * must be a 400 and store nothing. Sent once each, besides being drawn among the mutations.
+ */
+export function invalidForwards(): FuzzRequest[] {
+  const point = {
+    id: '0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2',
+    deviceId: 'fwd',
+    ts: 1_767_225_600_000_000,
+    value: 1,
+  };
+  const deep = JSON.parse(deepJson(20, '{"a":', '}').replace(/\{"a":\}/, '{}'));
+  const commands: unknown[] = [
+    ...[
+      { id: 'not-a-uuid' },
+      { deviceId: 'x'.repeat(1000) },
+      { deviceId: '' },
+      { attributes: deep },
+      { tags: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`t${i}`, 'v'])) },
+      { ts: 2 ** 53 },
+      { ts: -(2 ** 53) },
+      { ts: 1.5 },
+      { value: '1' },
+      { extra: true },
+    ].map((patch: Record<string, unknown>) => ({ ops: [{ op: 'put', point: { ...point, ...patch } }] })),
+    ...['not-a-uuid', '', 42].map((id) => ({ ops: [{ op: 'delete', id }] })),
+    { ops: [] },
+    { ops: Array.from({ length: 10_001 }, () => ({ op: 'put', point })) },
+  ];
+  return commands.map((command) => ({
+    method: 'POST',
+    url: '/raft/forward',
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify({ command })),
+    kind: 'peer-forward-invalid',
+    invalid: true,
+  }));
+}
+
 /** Mutations of a valid-looking request into certainly-invalid (or hostile) ones. */
 export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number): fc.Arbitrary<FuzzRequest> {
   const method = op.method.toUpperCase();
@@ -551,32 +591,8 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
       ),
     );
   }
-  if (op.path === '/raft/forward') {
-    // A well-formed forwarded command carrying a point the public API would reject.
-    const point = {
-      id: '0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2',
-      deviceId: 'fwd',
-      ts: 1_767_225_600_000_000,
-      value: 1,
-    };
-    const deep = JSON.parse(deepJson(20, '{"a":', '}').replace(/\{"a":\}/, '{}'));
-    bodyMutations.push(
-      fc
-        .constantFrom<Record<string, Json>>(
-          { id: 'not-a-uuid' },
-          { deviceId: 'x'.repeat(1000) },
-          { attributes: deep },
-          { tags: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`t${i}`, 'v'])) },
-          { ts: -(2 ** 52) },
-        )
-        .chain((patch) =>
-          json(
-            'peer-forward-invalid',
-            JSON.stringify({ command: { ops: [{ op: 'put', point: { ...point, ...patch } }] } }),
-          ),
-        ),
-    );
-  }
+  if (op.path === '/raft/forward')
+    bodyMutations.push(fc.constantFrom(...invalidForwards()).map((r) => ({ ...r, method })));
   const paramMutations: Array<fc.Arbitrary<FuzzRequest>> = [];
   if (op.queryParams.length) {
     paramMutations.push(
@@ -921,13 +937,43 @@ export async function fuzzNode(opts: FuzzOptions): Promise<FuzzStats> {
         endOnFailure: true,
       });
     }
+    if (op.path === '/raft/forward') for (const r of invalidForwards()) await exec(r);
     if (!(await livez(base))) throw new Error(`node down after fuzzing ${name}`);
   }
   return stats;
 }
 
-/** Slow clients: a body trickled in, and a body that stalls half-way. The node must stay up and unchanged. */
-export async function slowBodies(baseUrl: string): Promise<{ requests: number; failures: string[] }> {
+/** Send `head` on a raw socket and wait until the server closes it (or safetyMs passes). */
+function stalled(
+  base: URL,
+  head: string,
+  safetyMs: number,
+): Promise<{ closedBy: 'server' | 'client-safety-timeout' | 'error'; response: string }> {
+  return new Promise((resolve) => {
+    let response = '';
+    const socket = netConnect(Number(base.port), base.hostname, () => socket.write(head));
+    const safety = setTimeout(() => {
+      socket.destroy();
+      resolve({ closedBy: 'client-safety-timeout', response });
+    }, safetyMs);
+    socket.on('data', (d: Buffer) => (response += d.toString('utf8')));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(safety);
+      resolve({ closedBy: 'server', response });
+    });
+  });
+}
+
+/**
+ * Slow clients: a body trickled in (well within the node's --body-timeout-ms), a body and headers
+ * that stall. The node must answer the trickled ones normally, cut off the stalled ones with 408,
+ * stay up and stay unchanged. `safetyMs` bounds how long this waits for the node to cut them off.
+ */
+export async function slowBodies(
+  baseUrl: string,
+  safetyMs = 120_000,
+): Promise<{ requests: number; failures: string[] }> {
   const base = new URL(baseUrl);
   const failures: string[] = [];
   const good = Buffer.from(JSON.stringify({ deviceId: 'slow', timestamp: '2026-01-01T00:00:00Z', value: 1 }));
@@ -963,28 +1009,22 @@ export async function slowBodies(baseUrl: string): Promise<{ requests: number; f
     r2,
   );
   if (p2) failures.push(`trickled invalid body: ${p2}`);
-  // Stalled body: announce 1000 bytes, send 10, then hang up after a while.
-  await new Promise<void>((resolve) => {
-    const req = httpRequest({
-      host: base.hostname,
-      port: base.port,
-      method: 'POST',
-      path: '/api/timeseries',
-      agent: false,
-      headers: { 'content-type': 'application/json', 'content-length': 1000 },
-    });
-    req.on('error', () => resolve());
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => resolve());
-    });
-    req.write('{"deviceId"');
-    setTimeout(() => {
-      req.destroy();
-      resolve();
-    }, 1500);
-  });
-  requests++;
+  // Stalled clients: a body announced as 1000 bytes of which 11 arrive, and headers that never end.
+  // The node must answer 408 problem+json and close the connection by itself (after its
+  // --body-timeout-ms); the client here only gives up after a generous safety margin.
+  for (const [what, head] of [
+    [
+      'stalled body',
+      'POST /api/timeseries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"deviceId"',
+    ],
+    ['stalled headers', 'POST /api/timeseries HTTP/1.1\r\nHost: x\r\nContent-Type: applic'],
+  ] as const) {
+    const r = await stalled(base, head, safetyMs);
+    requests++;
+    if (r.closedBy !== 'server') failures.push(`${what}: the node did not end it (${r.closedBy})`);
+    else if (!/^HTTP\/1\.1 408 /.test(r.response) || !/application\/problem\+json/.test(r.response))
+      failures.push(`${what}: expected a 408 problem+json, got ${JSON.stringify(r.response.slice(0, 200))}`);
+  }
   const after = await fingerprint(base);
   if (after.hash !== before.hash)
     failures.push(`state changed by an invalid or stalled slow body: ${before.count} → ${after.count}`);

@@ -6,6 +6,7 @@ import { InvalidCommandError } from '../../storage/data/index.js';
 import express, { type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import type { Command } from '../../tsdb/model.js';
+import { commandSchema } from '../../tsdb/schemas.js';
 import { ServiceUnavailableError } from '../service.js';
 import { ProposalFailedError, type RaftDriver } from './driver.js';
 import type { ReplicatedService } from './replicated-service.js';
@@ -28,26 +29,6 @@ const urlSchema = z
     { error: 'expected an http(s) URL' },
   )
   .transform((s) => s.replace(/\/+$/, ''));
-
-const pointSchema = z.object({
-  id: z.string().min(1).max(64),
-  deviceId: z.string().min(1).max(1024),
-  ts: z.number().int().refine(Number.isSafeInteger),
-  value: z.number().refine(Number.isFinite),
-  tags: z.record(z.string(), z.string()).optional(),
-  attributes: z.record(z.string(), z.unknown()).optional(),
-});
-export const commandSchema = z.object({
-  requestId: z.string().max(200).optional(),
-  ops: z
-    .array(
-      z.discriminatedUnion('op', [
-        z.object({ op: z.literal('put'), point: pointSchema }),
-        z.object({ op: z.literal('delete'), id: z.string().min(1).max(64) }),
-      ]),
-    )
-    .min(1),
-});
 
 export const joinSchema = z.object({ id: nodeIdSchema, url: urlSchema });
 export const removeSchema = z.object({ id: nodeIdSchema });
@@ -110,12 +91,13 @@ export function statusBody(d: RaftDriver): StatusBody {
 
 function sendError(res: Response, err: unknown): void {
   if (err instanceof z.ZodError) {
-    return problem(
-      res,
-      400,
-      'Invalid request',
-      err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
-    );
+    const errors = err.issues.slice(0, 20).map((i) => ({
+      field: i.path.map(String).join('.') || 'body',
+      message: i.message,
+    }));
+    return problem(res, 400, 'Invalid request', errors.map((e) => `${e.field}: ${e.message}`).join('; '), {
+      errors,
+    });
   }
   if (err instanceof InvalidCommandError) return problem(res, 400, 'Invalid command', err.message);
   if (err instanceof ProposalFailedError) {
