@@ -41,6 +41,8 @@ export interface ProbeState {
   leaderCommitIndex?: number;
   /** A fatal, unrecoverable error (e.g. fsync failed): liveness fails so Kubernetes restarts the pod. */
   fatalError?: string | null;
+  /** Why this node is no longer a member (a membership change removed it); not ready for good. */
+  removed?: string | null;
 }
 
 export interface ProbeOptions {
@@ -59,6 +61,7 @@ export type ProbeReason =
   | 'replaying-log'
   | 'installing-snapshot'
   | 'stopping'
+  | 'removed'
   | 'not-a-member'
   | 'no-leader'
   | 'lagging'
@@ -94,6 +97,7 @@ export function liveness(
 export function readiness(state: ProbeState, opts: ProbeOptions = {}): ProbeResult {
   const maxLag = opts.maxLagEntries ?? DEFAULTS.maxLagEntries;
   const learnersReady = opts.learnersReady ?? DEFAULTS.learnersReady;
+  if (state.removed) return { ok: false, reason: 'removed', detail: state.removed };
   switch (state.phase) {
     case 'starting':
       return { ok: false, reason: 'starting', detail: 'the node is starting' };
@@ -345,7 +349,7 @@ export const probesOpenApiPaths: Record<string, Record<string, unknown>> = {
       responses: {
         200: okResponse('Ready to serve.'),
         503: problemResponse(
-          `Not ready. ${reasons(['starting', 'replaying-log', 'installing-snapshot', 'stopping', 'not-a-member', 'no-leader', 'lagging'])}`,
+          `Not ready. ${reasons(['starting', 'replaying-log', 'installing-snapshot', 'stopping', 'removed', 'not-a-member', 'no-leader', 'lagging'])}`,
         ),
       },
     },

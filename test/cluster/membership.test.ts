@@ -1,7 +1,7 @@
 // Membership and graceful leadership hand-over across real node processes.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, post } from '../helpers/index.js';
+import { eventually, get, post, waitForExit } from '../helpers/index.js';
 import { Cluster, WriteLoad, missingOn, writeOne } from './harness.js';
 
 const clusters: Cluster[] = [];
@@ -16,7 +16,8 @@ test('a 4th node joins as a learner, is promoted once caught up, serves writes, 
   await load.waitAcked(50);
   const [follower] = await c.followers();
   // --join through a follower: the request is passed on to the leader.
-  const n4 = await c.addNode('n4', ['--join', follower!.url]);
+  // A long grace so its `removed` state can be read before it exits on its own.
+  const n4 = await c.addNode('n4', ['--join', follower!.url, '--removed-grace-ms', '5000']);
   await n4.start();
   const leader = await c.leader(c.live().filter((n) => n !== n4));
   await eventually(
@@ -40,7 +41,19 @@ test('a 4th node joins as a learner, is promoted once caught up, serves writes, 
     'n4 to be removed',
     60_000,
   );
-  await n4.stop();
+  // n4 learns it was removed (a member answers its next Raft request with 410 `removed`), stops
+  // taking part, says so, and exits cleanly after its grace period, like a removed etcd member.
+  await n4.proc!.waitForOutput(/removed from the cluster; exiting after the grace period/, 60_000);
+  const st = await n4.status();
+  assert.ok(st.removed, `n4 /raft/status: ${JSON.stringify(st)}`);
+  const ready = await get<{ reason?: string }>(`${n4.url}/readyz`);
+  assert.equal(ready.status, 503);
+  assert.equal(ready.json.reason, 'removed', ready.text);
+  const w4 = await writeOne(n4);
+  assert.ok(!w4.ok && w4.status === 503, `a write to a removed node: ${w4.status}`);
+  const exit = await waitForExit(n4.proc!, 60_000);
+  assert.deepEqual(exit, { code: 0, signal: null }, n4.output().slice(-3000));
+  assert.match(n4.output(), /shutdown complete/);
   await load.waitAcked(20); // the 3 remaining voters still commit
   await load.stop();
   // Bad membership input is a 4xx problem.

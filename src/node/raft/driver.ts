@@ -38,6 +38,7 @@ import type {
   Status,
 } from '../../raft/types.js';
 import type { Command } from '../../tsdb/model.js';
+import { MemberRemovedError, RemovedPeers, type RemovedInfo } from './removal.js';
 import {
   fileSha256,
   silentLogger,
@@ -178,9 +179,14 @@ export class RaftDriver implements RaftRpcHandler {
   /** Fatal error (e.g. raft.db write failed): the node must stop. */
   fatal: Error | null = null;
   onFatal: (err: Error) => void = () => {};
+  /** Set once this node knows it was removed from the cluster (see removal.ts); it then retires. */
+  removed: RemovedInfo | null = null;
+  onRemoved: (info: RemovedInfo) => void = () => {};
+  private readonly removedPeers: RemovedPeers;
 
   constructor(private readonly opts: DriverOptions) {
     this.selfId = opts.id;
+    this.removedPeers = new RemovedPeers(opts.id);
     this.observer = opts.observer;
     this.log = opts.logger ?? silentLogger;
     this.raftLog = opts.raftLog;
@@ -242,6 +248,7 @@ export class RaftDriver implements RaftRpcHandler {
       selfId: opts.id,
       resolveUrl: (id) => this.addresses.get(id),
       deliver: (m) => this.deliver(m),
+      onRemoved: (peer) => this.retire({ how: 'peer', peer }),
       reportUnreachable: (id) => {
         if (this.stopped) return;
         this.node.reportUnreachable(id);
@@ -291,12 +298,12 @@ export class RaftDriver implements RaftRpcHandler {
   }
 
   /** Stop ticking and sending; fail everything pending. raft.db/data.db are closed by the owner. */
-  stop(): void {
+  stop(why = 'the node is shutting down'): void {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.transport.close();
-    const err = new ProposalFailedError('the node is shutting down', true);
+    const err = new ProposalFailedError(why, true);
     for (const w of this.proposals.values()) w.reject(err);
     this.proposals.clear();
     for (const b of this.readBatches.values()) for (const w of b.waiters) w.reject(err);
@@ -586,6 +593,7 @@ export class RaftDriver implements RaftRpcHandler {
   leaderCommitSeen = 0;
 
   handleRequest(m: Message): Promise<Message | null> {
+    if (this.removedPeers.has(m.from)) return Promise.reject(new MemberRemovedError(m.from));
     if (this.stopped) return Promise.resolve(null);
     if (m.type === 'append') this.leaderCommitSeen = Math.max(this.leaderCommitSeen, m.leaderCommit);
     this.node.step(m);
@@ -872,12 +880,37 @@ export class RaftDriver implements RaftRpcHandler {
   private onConfigApplied(entries: Entry[]): void {
     for (const e of entries) {
       const cc = parseConfChange(e.data);
-      if (cc?.type === 'remove') {
+      if (cc && this.removedPeers.applied(cc)) {
+        // Our own removal. A node catching up from an old log (re-added under the same id) may
+        // apply an old removal first: it counts only if this node's log is complete up to the
+        // leader's commit and its latest configuration does not bring it back.
+        const latest = this.raftLog.membershipAt(this.raftLog.lastIndex()).membership;
+        const back = latest.voters.includes(this.selfId) || latest.learners.includes(this.selfId);
+        if (!back && this.raftLog.lastIndex() >= this.leaderCommitSeen)
+          this.retire({ how: 'applied', index: e.index });
+      } else if (cc?.type === 'remove') {
         this.log.info({ node: cc.nodeId, index: e.index }, 'member removed');
-        if (cc.nodeId === this.selfId) this.log.warn({}, 'this node was removed from the cluster');
       } else if (cc)
         this.log.info({ change: cc.type, node: cc.nodeId, index: e.index }, 'membership change applied');
     }
+  }
+
+  /**
+   * This node was removed: stop taking part (no ticks, so no campaigning; no sending), keep
+   * answering status and probes. What happens next (exit after a grace period) is the owner's.
+   */
+  private retire(info: RemovedInfo): void {
+    if (this.removed || this.stopped) return;
+    this.removed = info;
+    this.log.info(
+      { ...info, event: 'raft.removed' },
+      'this node was removed from the cluster; it no longer campaigns or replicates',
+    );
+    // Not inside the loop turn that applied the entry: that turn finishes first.
+    setImmediate(() => {
+      this.stop('this node was removed from the cluster');
+      this.onRemoved(info);
+    });
   }
 
   private refreshAddresses(): void {

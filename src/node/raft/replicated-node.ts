@@ -13,6 +13,7 @@ import { openRaftLog, type RaftLogStore } from '../../storage/raft-log/index.js'
 import type { NodeConfig } from '../config.js';
 import { RaftDriver } from './driver.js';
 import { ReplicatedService } from './replicated-service.js';
+import type { RemovedInfo } from './removal.js';
 import { clusterRouter } from './routes.js';
 import { raftRouter, silentLogger, type Logger } from './transport.js';
 
@@ -27,6 +28,8 @@ export interface ReplicatedNodeDeps {
   snapshotCatchUpEntries?: number;
   /** Bounded wait of writes/reads for a leader before 503 (ms). Env: TIMESTORE_REQUEST_TIMEOUT_MS. */
   requestTimeoutMs?: number;
+  /** How a removed node exits after its grace period (default: SIGTERM to itself). */
+  exitRemoved?: (log: Logger) => void;
 }
 
 export interface ReplicatedNode {
@@ -42,6 +45,18 @@ export interface ReplicatedNode {
    * service.close() (stops the Raft loop, closes raft.db), then closes data.db.
    */
   prepareShutdown(opts?: { transferTimeoutMs?: number }): Promise<void>;
+}
+
+function removedDetail(id: string, info: RemovedInfo): string {
+  return info.how === 'applied'
+    ? `node ${id} was removed from the cluster (configuration entry ${info.index})`
+    : `node ${id} was removed from the cluster (as member ${info.peer} answered)`;
+}
+
+/** SIGTERM to ourselves when someone handles it (the CLI's graceful shutdown); otherwise only log. */
+function exitBySignal(log: Logger): void {
+  if (process.listenerCount('SIGTERM') > 0) process.kill(process.pid, 'SIGTERM');
+  else log.warn({}, 'removed from the cluster, but no SIGTERM handler to shut down through; staying up');
 }
 
 function envInt(name: string): number | undefined {
@@ -119,6 +134,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
         leaderCommitIndex:
           st.role === 'Leader' ? st.commitIndex : Math.max(st.commitIndex, driver.leaderCommitSeen),
         fatalError: driver.fatal ? driver.fatal.message : null,
+        removed: driver.removed ? removedDetail(config.id, driver.removed) : null,
       };
     },
     { info: { nodeId: config.id } },
@@ -136,6 +152,21 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     closeRaft();
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 100).unref();
+  };
+
+  // A removed node has retired (no campaigning, no replication; removal.ts). Like a removed etcd
+  // member it then exits, after a grace period in which /raft/status and /readyz say `removed`,
+  // unless --on-removed stay. Exiting goes through SIGTERM, so the CLI's graceful shutdown runs.
+  driver.onRemoved = (info) => {
+    if (config.onRemoved === 'stay') {
+      log.info({ ...info }, 'removed from the cluster; staying up as --on-removed stay asks');
+      return;
+    }
+    log.info(
+      { ...info, graceMs: config.removedGraceMs },
+      'removed from the cluster; exiting after the grace period',
+    );
+    setTimeout(() => (deps.exitRemoved ?? exitBySignal)(log), config.removedGraceMs);
   };
 
   async function joinLoop(url: string, signal: AbortSignal): Promise<void> {

@@ -46,6 +46,8 @@ export interface StatusBody {
   lastIndex: number;
   firstIndex: number;
   snapshotIndex: number;
+  /** Set when a membership change removed this node: how it learnt it (see removal.ts). */
+  removed: { how: 'applied' | 'peer'; index?: number; peer?: string } | null;
   members: Array<{
     id: string;
     url: string | null;
@@ -74,6 +76,7 @@ export function statusBody(d: RaftDriver): StatusBody {
     lastIndex: st.lastIndex,
     firstIndex: storage.firstIndex,
     snapshotIndex: storage.snapshotIndex,
+    removed: d.removed,
     members: d.members().map((m) => {
       const p = progress.get(m.id);
       if (!p || st.role !== 'Leader') return m;

@@ -11,6 +11,7 @@
 // snapshot endpoints; every body is validated with zod; bad input gets a 4xx problem+json.
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
+import { MemberRemovedError } from './removal.js';
 import express, { type Request, type Response, type NextFunction, type Router } from 'express';
 import { Client, Pool } from 'undici';
 import { z } from 'zod';
@@ -67,6 +68,8 @@ export interface TransportOptions {
   resolveUrl: (id: NodeId) => string | undefined;
   /** A response (or one-way message) received from a peer: step it into the core. */
   deliver: (m: Message) => void;
+  /** A member answered 410 `removed`: it applied this node's removal (src/node/raft/removal.ts). */
+  onRemoved?: (peer: NodeId) => void;
   reportUnreachable: (id: NodeId) => void;
   reportSnapshot: (id: NodeId, ok: boolean) => void;
   /** The local snapshot file for a snapshot index, or null when it is gone. */
@@ -282,6 +285,7 @@ export class RaftTransport {
       this.markUp(p);
     } catch (err) {
       if (this.closed) return;
+      if (err instanceof PeerError && err.status === 410) return this.opts.onRemoved?.(p.id);
       if (err instanceof PeerError && err.status !== null) {
         this.log.warn(
           { peer: p.id, type: m.type, status: err.status, body: err.body },
@@ -577,6 +581,8 @@ export function raftRouter(h: RaftRpcHandler, opts: { maxBodyBytes?: number; log
       } catch (err) {
         if (err instanceof z.ZodError) return problem(res, 400, 'Invalid Raft message', zodDetail(err));
         if (err instanceof WireError) return problem(res, 400, 'Invalid Raft message', err.message);
+        if (err instanceof MemberRemovedError)
+          return problem(res, 410, 'Member removed', err.message, { reason: 'removed', nodeId: err.nodeId });
         if (res.headersSent) return next(err);
         log.error({ err: String((err as Error)?.stack ?? err), path: req.path }, 'raft endpoint failed');
         problem(res, 503, 'Raft unavailable', String((err as Error)?.message ?? err));
