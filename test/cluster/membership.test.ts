@@ -61,6 +61,38 @@ test('a 4th node joins as a learner, is promoted once caught up, serves writes, 
   assert.equal(bad.status, 400);
 });
 
+test('with --on-removed stay a removed node stays up, and joins back with its data when added again', async () => {
+  const c = await Cluster.start();
+  clusters.push(c);
+  const leader0 = await c.leader();
+  const n4 = await c.addNode('n4', ['--join', leader0.url, '--on-removed', 'stay']);
+  await n4.start();
+  await eventually(
+    async () => (await leader0.status()).members.some((m) => m.id === 'n4' && m.voter),
+    'n4 to be promoted to voter',
+    90_000,
+  );
+  const before = await writeOne(n4);
+  assert.ok(before.ok, `write via n4: ${before.status}`);
+
+  const r = await post(`${leader0.url}/cluster/remove`, { id: 'n4' }, { timeoutMs: 30_000 });
+  assert.equal(r.status, 200, r.text);
+  await n4.proc!.waitForOutput(/staying up as --on-removed stay asks/, 60_000);
+  assert.equal((await get<{ reason?: string }>(`${n4.url}/readyz`)).json.reason, 'removed');
+
+  // Added back (same id, same data): it takes part again and serves writes.
+  const leader = await c.leader(c.nodes.filter((n) => n !== n4));
+  const j = await post(`${leader.url}/cluster/join`, { id: 'n4', url: n4.url }, { timeoutMs: 30_000 });
+  assert.equal(j.status, 200, j.text);
+  await n4.proc!.waitForOutput(/this node was added back to the cluster/, 60_000);
+  await eventually(async () => (await n4.status()).removed === null, 'n4 to report removed: null', 30_000);
+  const after = await writeOne(n4);
+  assert.ok(after.ok, `write via n4 after rejoining: ${after.status}\n${n4.output().slice(-2000)}`);
+  await c.converge(c.nodes);
+  assert.deepEqual(await missingOn(n4, [before.id!, after.id!]), []);
+  assert.equal(n4.running, true);
+});
+
 test('SIGTERM of the leader under load hands leadership over with no failed writes', async () => {
   const c = await Cluster.start();
   clusters.push(c);

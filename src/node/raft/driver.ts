@@ -182,6 +182,7 @@ export class RaftDriver implements RaftRpcHandler {
   /** Set once this node knows it was removed from the cluster (see removal.ts); it then retires. */
   removed: RemovedInfo | null = null;
   onRemoved: (info: RemovedInfo) => void = () => {};
+  onRejoined: () => void = () => {};
   private readonly removedPeers: RemovedPeers;
 
   constructor(private readonly opts: DriverOptions) {
@@ -289,7 +290,7 @@ export class RaftDriver implements RaftRpcHandler {
       }, 1000).unref();
     }
     this.tickTimer = setInterval(() => {
-      if (this.stopped) return;
+      if (this.stopped || this.removed) return; // a removed node must not campaign
       this.node.tick();
       this.schedule();
       this.maybePromoteLearners();
@@ -890,14 +891,18 @@ export class RaftDriver implements RaftRpcHandler {
           this.retire({ how: 'applied', index: e.index });
       } else if (cc?.type === 'remove') {
         this.log.info({ node: cc.nodeId, index: e.index }, 'member removed');
+      } else if (cc?.nodeId === this.selfId && this.removed) {
+        this.rejoined(e.index);
       } else if (cc)
         this.log.info({ change: cc.type, node: cc.nodeId, index: e.index }, 'membership change applied');
     }
   }
 
   /**
-   * This node was removed: stop taking part (no ticks, so no campaigning; no sending), keep
-   * answering status and probes. What happens next (exit after a grace period) is the owner's.
+   * This node was removed: stop taking part. Ticks are skipped, so it neither campaigns nor times
+   * out; it still answers Raft requests, so a leader that adds it back (same id, same data) can
+   * replicate to it, and applying that re-add brings it back (rejoined()). Status and probes keep
+   * answering. What happens next (exit after a grace period) is the owner's (onRemoved).
    */
   private retire(info: RemovedInfo): void {
     if (this.removed || this.stopped) return;
@@ -906,11 +911,20 @@ export class RaftDriver implements RaftRpcHandler {
       { ...info, event: 'raft.removed' },
       'this node was removed from the cluster; it no longer campaigns or replicates',
     );
-    // Not inside the loop turn that applied the entry: that turn finishes first.
-    setImmediate(() => {
-      this.stop('this node was removed from the cluster');
-      this.onRemoved(info);
-    });
+    const err = new ProposalFailedError('this node was removed from the cluster', true);
+    for (const w of this.proposals.values()) w.reject(err);
+    this.proposals.clear();
+    this.notify();
+    this.onRemoved(info);
+  }
+
+  /** Applied a config change that adds this node back after it was removed: take part again. */
+  private rejoined(index: number): void {
+    if (!this.removed) return;
+    this.removed = null;
+    this.log.info({ index, event: 'raft.rejoined' }, 'this node was added back to the cluster');
+    this.notify();
+    this.onRejoined();
   }
 
   private refreshAddresses(): void {

@@ -154,9 +154,11 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     setTimeout(() => process.exit(1), 100).unref();
   };
 
-  // A removed node has retired (no campaigning, no replication; removal.ts). Like a removed etcd
+  // A removed node has retired (no campaigning, no serving; removal.ts). Like a removed etcd
   // member it then exits, after a grace period in which /raft/status and /readyz say `removed`,
-  // unless --on-removed stay. Exiting goes through SIGTERM, so the CLI's graceful shutdown runs.
+  // unless --on-removed stay (then it can be added back). Exiting goes through SIGTERM, so the
+  // CLI's graceful shutdown runs.
+  let exitTimer: NodeJS.Timeout | undefined;
   driver.onRemoved = (info) => {
     if (config.onRemoved === 'stay') {
       log.info({ ...info }, 'removed from the cluster; staying up as --on-removed stay asks');
@@ -166,8 +168,11 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
       { ...info, graceMs: config.removedGraceMs },
       'removed from the cluster; exiting after the grace period',
     );
-    setTimeout(() => (deps.exitRemoved ?? exitBySignal)(log), config.removedGraceMs);
+    clearTimeout(exitTimer);
+    exitTimer = setTimeout(() => (deps.exitRemoved ?? exitBySignal)(log), config.removedGraceMs);
   };
+  // Added back within the grace period (same id and data): stay.
+  driver.onRejoined = () => clearTimeout(exitTimer);
 
   async function joinLoop(url: string, signal: AbortSignal): Promise<void> {
     let delay = 100;
