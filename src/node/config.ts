@@ -194,6 +194,12 @@ export const nodeFlagSpecs: FlagSpec[] = [
     default: '10000',
   },
   {
+    name: 'cluster-secret',
+    valueName: 'secret',
+    description:
+      'Shared secret peers send on /raft/* and /cluster/* (401 without it); at least 16 characters',
+  },
+  {
     name: 'log-level',
     valueName: 'level',
     description: 'fatal|error|warn|info|debug|trace|silent',
@@ -296,6 +302,13 @@ const nodeFlagsSchema = z
     bodyTimeoutMs: intFlag(100, 3_600_000),
     onRemoved: z.enum(['exit', 'stay'], { error: 'expected exit or stay' }),
     removedGraceMs: intFlag(0, 3_600_000),
+    clusterSecret: z
+      .string()
+      .min(16, { error: 'expected at least 16 characters (a random secret, e.g. openssl rand -hex 32)' })
+      .regex(/^[\x21-\x7e]+$/, {
+        error: 'expected printable ASCII without spaces (it travels in an HTTP header)',
+      })
+      .optional(),
     logLevel: z.enum(logLevels, { error: `expected one of ${logLevels.join(', ')}` }),
   })
   .superRefine((c, ctx) => {
@@ -338,6 +351,8 @@ export interface NodeConfig {
   /** Once a committed membership change removed this node: exit after removedGraceMs, or stay. */
   onRemoved: 'exit' | 'stay';
   removedGraceMs: number;
+  /** When set, /raft/* and /cluster/* require it (Authorization: Bearer), and peers are sent it. */
+  clusterSecret?: string;
   logLevel: LogLevel;
 }
 
@@ -377,6 +392,7 @@ export function nodeConfigFromFlags(flags: ParsedFlags): NodeConfig {
     bodyTimeoutMs: v['body-timeout-ms'],
     onRemoved: v['on-removed'],
     removedGraceMs: v['removed-grace-ms'],
+    clusterSecret: v['cluster-secret'],
     logLevel: v['log-level'],
   };
   const r = nodeFlagsSchema.safeParse(raw);
@@ -395,6 +411,7 @@ export function nodeConfigFromFlags(flags: ParsedFlags): NodeConfig {
     bodyTimeoutMs: c.bodyTimeoutMs,
     onRemoved: c.onRemoved,
     removedGraceMs: c.removedGraceMs,
+    ...(c.clusterSecret ? { clusterSecret: c.clusterSecret } : {}),
     logLevel: c.logLevel,
   };
 }

@@ -92,6 +92,8 @@ export interface DriverObserver {
 
 export interface DriverOptions {
   id: NodeId;
+  /** Sent to peers on every request (--cluster-secret). */
+  clusterSecret?: string;
   dataDir: string;
   raftLog: RaftLogStore;
   data: DataStore;
@@ -250,6 +252,7 @@ export class RaftDriver implements RaftRpcHandler {
       resolveUrl: (id) => this.addresses.get(id),
       deliver: (m) => this.deliver(m),
       onRemoved: (peer) => this.retire({ how: 'peer', peer }),
+      ...(opts.clusterSecret ? { clusterSecret: opts.clusterSecret } : {}),
       reportUnreachable: (id) => {
         if (this.stopped) return;
         this.node.reportUnreachable(id);

@@ -14,6 +14,7 @@ import type { NodeConfig } from '../config.js';
 import { RaftDriver } from './driver.js';
 import { ReplicatedService } from './replicated-service.js';
 import type { RemovedInfo } from './removal.js';
+import { peerAuth } from './peer-auth.js';
 import { clusterRouter } from './routes.js';
 import { raftRouter, silentLogger, type Logger } from './transport.js';
 
@@ -99,6 +100,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     electionTimeoutMs: config.electionTimeoutMs,
     heartbeatMs: config.heartbeatMs,
     addressHints: hints,
+    ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
     parallelLeaderPersist: process.env.TIMESTORE_RAFT_PARALLEL_PERSIST !== '0',
     snapshotThreshold: deps.snapshotThreshold ?? envInt('TIMESTORE_SNAPSHOT_ENTRIES') ?? 10_000,
     snapshotCatchUpEntries:
@@ -142,6 +144,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
   const readyz = (req: Request, res: Response, next: NextFunction) =>
     req.path.startsWith('/readyz') ? probes(req, res, next) : next();
   const routers = [
+    peerAuth(config.clusterSecret) as unknown as Router,
     raftRouter(driver, { maxBodyBytes: Math.max(64 * 1024 * 1024, config.maxBodyBytes * 4), logger: log }),
     clusterRouter({ driver, service, logger: log }),
     readyz as unknown as Router,

@@ -68,6 +68,8 @@ export interface TransportOptions {
   resolveUrl: (id: NodeId) => string | undefined;
   /** A response (or one-way message) received from a peer: step it into the core. */
   deliver: (m: Message) => void;
+  /** Shared secret sent to peers on every request (--cluster-secret; see peer-auth.ts). */
+  clusterSecret?: string;
   /** A member answered 410 `removed`: it applied this node's removal (src/node/raft/removal.ts). */
   onRemoved?: (peer: NodeId) => void;
   reportUnreachable: (id: NodeId) => void;
@@ -325,6 +327,10 @@ export class RaftTransport {
     }
   }
 
+  private authHeaders(): Record<string, string> {
+    return this.opts.clusterSecret ? { authorization: `Bearer ${this.opts.clusterSecret}` } : {};
+  }
+
   private async post(
     p: Peer,
     via: 'append' | 'pool',
@@ -338,7 +344,7 @@ export class RaftTransport {
       path,
       // Appends may be pipelined: re-sending one is harmless in Raft (undici pipelines only idempotent requests).
       idempotent: via === 'append',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...this.authHeaders() },
       body: JSON.stringify(body),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
@@ -383,6 +389,7 @@ export class RaftTransport {
         path,
         headers: {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...this.authHeaders(),
           ...(opts.headers ?? {}),
         },
         body: body !== undefined ? JSON.stringify(body) : undefined,
@@ -432,6 +439,7 @@ export class RaftTransport {
             path: `/raft/snapshot/chunk?${q}&offset=${offset}`,
             headers: {
               'content-type': 'application/octet-stream',
+              ...this.authHeaders(),
               'x-chunk-sha256': createHash('sha256').update(data).digest('hex'),
             },
             body: data,
