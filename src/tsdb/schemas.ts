@@ -6,6 +6,7 @@
 // `timestamp` an RFC 3339 string; tags and attributes are optional additions.
 import { z } from 'zod';
 import type { AggregateBucket, AggregateFn, Point } from './model.js';
+import { structuralHazard } from './json-hazard.js';
 import { aggregateListPattern, durationPattern, numericTimestampRule, rfc3339Pattern } from './patterns.js';
 import {
   EPOCH_PRECISIONS,
@@ -278,14 +279,38 @@ export const writeOpSchema = z.discriminatedUnion(
   { error: 'expected {"op": "put", "point": {...}} or {"op": "delete", "id": "<uuid>"}' },
 );
 
-/** A state-machine command as peers send it: at most as many ops as one public write may carry. */
-export const commandSchema = z.object({
-  requestId: z.string().max(200).optional(),
-  ops: z
-    .array(writeOpSchema, { error: 'expected an array of ops' })
-    .min(1, { error: 'expected at least one op' })
-    .max(limits.batchEntries, { error: `expected at most ${limits.batchEntries} ops` }),
-});
+/** Levels of a command above an entry's fields: command → ops → [i] → point. */
+const commandLevelsAboveEntry = 3;
+
+/**
+ * A state-machine command as peers send it: at most as many ops as one public write may carry.
+ * The raw value is first checked without recursion (json-hazard.ts): a 10k-deep attribute would
+ * otherwise overflow the stack inside zod, and a "__proto__" key would vanish.
+ */
+export const commandSchema = z
+  .unknown()
+  .superRefine((raw, ctx) => {
+    // As for a public entry: the entry (depth 1), attributes (2), then attributesDepth levels.
+    const hazard = structuralHazard(raw, commandLevelsAboveEntry + limits.attributesDepth + 2);
+    if (!hazard) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: hazard.path,
+      message:
+        hazard.reason === 'proto'
+          ? 'the key "__proto__" is not allowed'
+          : `nested too deeply: attributes may have at most ${limits.attributesDepth} levels`,
+    });
+  })
+  .pipe(
+    z.object({
+      requestId: z.string().max(200).optional(),
+      ops: z
+        .array(writeOpSchema, { error: 'expected an array of ops' })
+        .min(1, { error: 'expected at least one op' })
+        .max(limits.batchEntries, { error: `expected at most ${limits.batchEntries} ops` }),
+    }),
+  );
 
 // ---------------------------------------------------------------------------------------------
 // Entry (response)

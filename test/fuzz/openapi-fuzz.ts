@@ -356,6 +356,7 @@ export function invalidForwards(): FuzzRequest[] {
       { deviceId: 'x'.repeat(1000) },
       { deviceId: '' },
       { attributes: deep },
+      { attributes: JSON.parse('{"__proto__": {"polluted": true}}') },
       { tags: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`t${i}`, 'v'])) },
       { ts: 2 ** 53 },
       { ts: -(2 ** 53) },
@@ -367,11 +368,20 @@ export function invalidForwards(): FuzzRequest[] {
     { ops: [] },
     { ops: Array.from({ length: 10_001 }, () => ({ op: 'put', point })) },
   ];
-  return commands.map((command) => ({
+  // Attributes deep enough to overflow a recursive validator (zod's z.json() does at ~10k levels),
+  // as text: JSON.stringify itself would overflow on such a value.
+  const deepText = (d: number) =>
+    `{"command":{"ops":[{"op":"put","point":${JSON.stringify(point).replace(/\}$/, `,"attributes":${deepJson(d, '{"a":', '}').replace(/\{"a":\}/, '{}')}}`)}}]}}`;
+  const bodies = [
+    ...commands.map((command) => JSON.stringify({ command })),
+    deepText(10_000),
+    deepText(100_000),
+  ];
+  return bodies.map((body) => ({
     method: 'POST',
     url: '/raft/forward',
     headers: { 'content-type': 'application/json' },
-    body: Buffer.from(JSON.stringify({ command })),
+    body: Buffer.from(body),
     kind: 'peer-forward-invalid',
     invalid: true,
   }));
