@@ -179,7 +179,7 @@ export const nodeFlagSpecs: FlagSpec[] = [
     name: 'body-timeout-ms',
     valueName: 'ms',
     description: 'Time a client has to send a whole request (headers and body); 408 beyond it',
-    default: '30000',
+    default: '120000',
   },
   {
     name: 'on-removed',
