@@ -982,7 +982,7 @@ function stalled(
  */
 export async function slowBodies(
   baseUrl: string,
-  safetyMs = 120_000,
+  safetyMs = 300_000,
 ): Promise<{ requests: number; failures: string[] }> {
   const base = new URL(baseUrl);
   const failures: string[] = [];
