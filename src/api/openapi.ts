@@ -66,16 +66,46 @@ function hoistShared(schemas: Record<string, unknown>): Record<string, unknown> 
   return out;
 }
 
-/** OpenAPI parameters from the fields of a zod object schema (query parameters). */
-function queryParameters(schema: z.ZodType): unknown[] {
+/**
+ * OpenAPI parameters from the fields of a zod object schema (query parameters). Fields that are
+ * valid only together (`together`, e.g. aggregate and interval) become one form-exploded object
+ * parameter with both required, which serialises to the same `aggregate=..&interval=..` query but
+ * tells clients and generators the rule that separate parameters cannot state.
+ */
+function queryParameters(
+  schema: z.ZodType,
+  together?: { name: string; description: string; fields: string[] },
+): unknown[] {
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as {
     properties?: Record<string, Record<string, unknown>>;
     required?: string[];
   };
-  return Object.entries(json.properties ?? {}).map(([name, s]) => {
-    const { description, ...rest } = s;
-    return { name, in: 'query', required: json.required?.includes(name) ?? false, description, schema: rest };
-  });
+  const grouped = new Set(together?.fields ?? []);
+  const params: unknown[] = Object.entries(json.properties ?? {})
+    .filter(([name]) => !grouped.has(name))
+    .map(([name, s]) => {
+      const { description, ...rest } = s;
+      return {
+        name,
+        in: 'query',
+        required: json.required?.includes(name) ?? false,
+        description,
+        schema: rest,
+      };
+    });
+  if (together) {
+    const properties = Object.fromEntries(together.fields.map((f) => [f, json.properties?.[f] ?? {}]));
+    params.push({
+      name: together.name,
+      in: 'query',
+      style: 'form',
+      explode: true,
+      required: false,
+      description: together.description,
+      schema: { type: 'object', properties, required: together.fields, additionalProperties: false },
+    });
+  }
+  return params;
 }
 
 function problem(status: number, description: string) {
@@ -203,14 +233,20 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
             description: 'The device id (URL-encoded).',
             schema: { type: 'string', minLength: 1 },
           },
-          ...queryParameters(deviceQuerySchema),
+          ...queryParameters(deviceQuerySchema, {
+            name: 'aggregation',
+            description:
+              'Aggregate over time buckets: the query parameters `aggregate` and `interval`, always together (e.g. aggregate=avg,max&interval=1h).',
+            fields: ['aggregate', 'interval'],
+          }),
         ],
         responses: {
           200: {
             description: 'Entries (EntryList), or buckets (AggregateBucketList) when `aggregate` is given.',
             headers: pagingHeaders,
             content: {
-              'application/json': { schema: { oneOf: [ref('EntryList'), ref('AggregateBucketList')] } },
+              // anyOf: an empty page is both.
+              'application/json': { schema: { anyOf: [ref('EntryList'), ref('AggregateBucketList')] } },
             },
           },
           ...badQuery,

@@ -1,6 +1,7 @@
 // Paging metadata travels in headers so the body stays the original API's plain JSON array:
 // X-Next-Cursor (the opaque cursor) and Link: <url>; rel="next" (the same request with that cursor).
 import type { Request, Response } from 'express';
+import { clampTimestamp } from '../tsdb/schemas.js';
 
 export function setNextPage(req: Request, res: Response, nextCursor: string | null): void {
   if (nextCursor === null) return;
@@ -18,7 +19,9 @@ export function setNextPage(req: Request, res: Response, nextCursor: string | nu
 const PREFIX = 'agg.';
 
 export function encodeAggregateCursor(boundMicros: number): string {
-  return PREFIX + Buffer.from(JSON.stringify({ b: boundMicros })).toString('base64url');
+  // The bound of a bucket at the edge of the time range may lie beyond it; nothing is stored there.
+  const b = clampTimestamp(boundMicros);
+  return PREFIX + Buffer.from(JSON.stringify({ b })).toString('base64url');
 }
 
 export function decodeAggregateCursor(cursor: string): number | null {

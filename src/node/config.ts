@@ -176,6 +176,30 @@ export const nodeFlagSpecs: FlagSpec[] = [
     default: String(4 * 1024 * 1024),
   },
   {
+    name: 'body-timeout-ms',
+    valueName: 'ms',
+    description: 'Time a client has to send a whole request (headers and body); 408 beyond it',
+    default: '120000',
+  },
+  {
+    name: 'on-removed',
+    valueName: 'exit|stay',
+    description: 'What a node does once a membership change removed it: exit (after the grace) or stay',
+    default: 'exit',
+  },
+  {
+    name: 'removed-grace-ms',
+    valueName: 'ms',
+    description: 'How long a removed node keeps answering (status, probes) before it exits',
+    default: '10000',
+  },
+  {
+    name: 'cluster-secret',
+    valueName: 'secret',
+    description:
+      'Shared secret peers send on /raft/* and /cluster/* (401 without it); at least 16 characters',
+  },
+  {
     name: 'log-level',
     valueName: 'level',
     description: 'fatal|error|warn|info|debug|trace|silent',
@@ -275,6 +299,16 @@ const nodeFlagsSchema = z
     electionTimeoutMs: intFlag(10, 600_000),
     heartbeatMs: intFlag(1, 60_000),
     maxBodyBytes: intFlag(1024, 1024 * 1024 * 1024),
+    bodyTimeoutMs: intFlag(100, 3_600_000),
+    onRemoved: z.enum(['exit', 'stay'], { error: 'expected exit or stay' }),
+    removedGraceMs: intFlag(0, 3_600_000),
+    clusterSecret: z
+      .string()
+      .min(16, { error: 'expected at least 16 characters (a random secret, e.g. openssl rand -hex 32)' })
+      .regex(/^[\x21-\x7e]+$/, {
+        error: 'expected printable ASCII without spaces (it travels in an HTTP header)',
+      })
+      .optional(),
     logLevel: z.enum(logLevels, { error: `expected one of ${logLevels.join(', ')}` }),
   })
   .superRefine((c, ctx) => {
@@ -312,6 +346,13 @@ export interface NodeConfig {
   electionTimeoutMs: number;
   heartbeatMs: number;
   maxBodyBytes: number;
+  /** A client that has not sent its whole request (headers and body) by then gets 408. */
+  bodyTimeoutMs: number;
+  /** Once a committed membership change removed this node: exit after removedGraceMs, or stay. */
+  onRemoved: 'exit' | 'stay';
+  removedGraceMs: number;
+  /** When set, /raft/* and /cluster/* require it (Authorization: Bearer), and peers are sent it. */
+  clusterSecret?: string;
   logLevel: LogLevel;
 }
 
@@ -348,6 +389,10 @@ export function nodeConfigFromFlags(flags: ParsedFlags): NodeConfig {
     electionTimeoutMs: v['election-timeout-ms'],
     heartbeatMs: v['heartbeat-ms'],
     maxBodyBytes: v['max-body-bytes'],
+    bodyTimeoutMs: v['body-timeout-ms'],
+    onRemoved: v['on-removed'],
+    removedGraceMs: v['removed-grace-ms'],
+    clusterSecret: v['cluster-secret'],
     logLevel: v['log-level'],
   };
   const r = nodeFlagsSchema.safeParse(raw);
@@ -363,6 +408,10 @@ export function nodeConfigFromFlags(flags: ParsedFlags): NodeConfig {
     electionTimeoutMs: c.electionTimeoutMs,
     heartbeatMs: c.heartbeatMs,
     maxBodyBytes: c.maxBodyBytes,
+    bodyTimeoutMs: c.bodyTimeoutMs,
+    onRemoved: c.onRemoved,
+    removedGraceMs: c.removedGraceMs,
+    ...(c.clusterSecret ? { clusterSecret: c.clusterSecret } : {}),
     logLevel: c.logLevel,
   };
 }

@@ -27,12 +27,21 @@ export interface ListenOptions {
   logger?: Logger;
   /** Idle keep-alive timeout; above typical load-balancer idle timeouts would be wrong, so keep it short. */
   keepAliveTimeoutMs?: number;
-  /** Whole-request timeout (headers and body). */
+  /** Whole-request timeout (headers and body): a client still sending after it gets 408 and a close. */
   requestTimeoutMs?: number;
 }
 
 export async function listen(handler: RequestListener, opts: ListenOptions): Promise<HttpServerHandle> {
-  const server = createServer({ requestTimeout: opts.requestTimeoutMs ?? 120_000 }, handler);
+  const requestTimeout = opts.requestTimeoutMs ?? 120_000;
+  const server = createServer(
+    {
+      requestTimeout,
+      // Node checks for expired requests only this often (30 s by default): keep it a fraction of
+      // the timeout so a trickling client is cut off near the timeout, not up to 30 s later.
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(requestTimeout / 4))),
+    },
+    handler,
+  );
   server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5_000;
   let active = 0;
   const sockets = new Set<Socket>();
@@ -50,14 +59,28 @@ export async function listen(handler: RequestListener, opts: ListenOptions): Pro
       socket.destroy();
       return;
     }
-    const body = JSON.stringify({
-      type: 'urn:timestore:problem:bad-request',
-      title: 'Bad request',
-      status: 400,
-      detail: `unparseable HTTP request: ${err.code ?? err.message}`,
-    });
+    // A client that did not send its whole request in time (a stalled or trickled body) gets 408:
+    // the server does not hold a connection and a half-read body for a client that never finishes.
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
+    if (timedOut) opts.logger?.info({ code: err.code }, 'request not received in time; answering 408');
+    const [status, reason] = timedOut ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+    const body = JSON.stringify(
+      timedOut
+        ? {
+            type: 'urn:timestore:problem:request-timeout',
+            title: 'Request timeout',
+            status,
+            detail: `the request (headers and body) did not arrive within ${requestTimeout} ms (--body-timeout-ms); nothing was stored`,
+          }
+        : {
+            type: 'urn:timestore:problem:bad-request',
+            title: 'Bad request',
+            status,
+            detail: `unparseable HTTP request: ${err.code ?? err.message}`,
+          },
+    );
     socket.end(
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   });
 

@@ -204,6 +204,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     http = await listen(app, {
       host: config.listen.host,
       port: config.listen.port,
+      requestTimeoutMs: config.bodyTimeoutMs,
       ...(logger ? { logger } : {}),
     }).catch((err: NodeJS.ErrnoException) => {
       // The operator's fix is a different --listen (or stopping the other process): say so.

@@ -45,6 +45,8 @@ export interface ProbeState {
   storageFault?: { file: string; path: string; detail: string } | null;
   /** A restart repairs a storage fault (a Raft member rebuilds data.db): liveness fails too. */
   restartRepairsStorage?: boolean;
+  /** Why this node is no longer a member (a membership change removed it); not ready for good. */
+  removed?: string | null;
 }
 
 export interface ProbeOptions {
@@ -64,6 +66,7 @@ export type ProbeReason =
   | 'replaying-log'
   | 'installing-snapshot'
   | 'stopping'
+  | 'removed'
   | 'not-a-member'
   | 'no-leader'
   | 'lagging'
@@ -148,6 +151,7 @@ export function readiness(state: ProbeState, opts: ProbeOptions = {}): ProbeResu
         ? 'a restart rebuilds it'
         : 'restore it from a backup (docs/RELIABILITY.md, "Corruption")',
     );
+  if (state.removed) return { ok: false, reason: 'removed', detail: state.removed };
   switch (state.phase) {
     case 'starting':
       return { ok: false, reason: 'starting', detail: 'the node is starting' };
@@ -399,7 +403,7 @@ export const probesOpenApiPaths: Record<string, Record<string, unknown>> = {
       responses: {
         200: okResponse('Ready to serve.'),
         503: problemResponse(
-          `Not ready. ${reasons(['storage-corrupt', 'starting', 'replaying-log', 'installing-snapshot', 'stopping', 'not-a-member', 'no-leader', 'lagging'])}`,
+          `Not ready. ${reasons(['storage-corrupt', 'starting', 'replaying-log', 'installing-snapshot', 'stopping', 'removed', 'not-a-member', 'no-leader', 'lagging'])}`,
         ),
       },
     },

@@ -6,7 +6,17 @@
 // `timestamp` an RFC 3339 string; tags and attributes are optional additions.
 import { z } from 'zod';
 import type { AggregateBucket, AggregateFn, Point } from './model.js';
-import { EPOCH_PRECISIONS, formatRfc3339, parseEpoch, parseRfc3339, type EpochPrecision } from './time.js';
+import { structuralHazard } from './json-hazard.js';
+import { aggregateListPattern, durationPattern, numericTimestampRule, rfc3339Pattern } from './patterns.js';
+import {
+  EPOCH_PRECISIONS,
+  MAX_TIMESTAMP_US,
+  MIN_TIMESTAMP_US,
+  formatRfc3339,
+  parseEpoch,
+  parseRfc3339,
+  type EpochPrecision,
+} from './time.js';
 
 export const precisions = EPOCH_PRECISIONS as readonly ['s', 'ms', 'us', 'ns'];
 export type Precision = EpochPrecision;
@@ -21,11 +31,13 @@ function timeError(fn: () => number): string | null {
   }
 }
 
+const durationUnits = { us: 1, ms: 1e3, s: 1e6, m: 6e7, h: 3.6e9, d: 8.64e10, w: 6.048e11 };
+
 /** Durations for aggregation buckets: a whole number and a unit (us, ms, s, m, h, d, w). */
 function parseDurationMicros(s: string): number | null {
   const m = /^(\d+)(us|ms|s|m|h|d|w)$/.exec(s.trim());
   if (!m) return null;
-  const unit = { us: 1, ms: 1e3, s: 1e6, m: 6e7, h: 3.6e9, d: 8.64e10, w: 6.048e11 }[m[2] as 'us'];
+  const unit = durationUnits[m[2] as keyof typeof durationUnits];
   const v = Number(m[1]) * unit;
   return Number.isSafeInteger(v) ? v : null;
 }
@@ -98,7 +110,8 @@ export const timestampInputSchema = z
           const err = timeError(() => parseRfc3339(s));
           if (err) ctx.addIssue({ code: 'custom', message: err });
         })
-        .meta({ format: 'date-time' }),
+        // A pattern rather than format: date-time, whose years 0001..9999 reach past the µs range.
+        .meta({ pattern: rfc3339Pattern }),
       z.number(),
     ],
     { error: timestampMessage },
@@ -195,7 +208,7 @@ export const entryInputSchema = z
     },
     { error: (iss) => (iss.code === 'unrecognized_keys' ? undefined : 'expected a JSON object (an entry)') },
   )
-  .meta({ description: 'A time-series entry to write.' })
+  .meta({ description: 'A time-series entry to write.', ...numericTimestampRule() })
   .register(apiSchemas, { id: 'EntryInput' });
 
 export type EntryInput = z.input<typeof entryInputSchema>;
@@ -232,6 +245,72 @@ export const entryToPointSchema = entryInputSchema.transform((e, ctx): ValidEntr
   if (e.attributes !== undefined) out.attributes = e.attributes as Record<string, unknown>;
   return out;
 });
+
+// ---------------------------------------------------------------------------------------------
+// Commands between nodes (a follower forwards writes to the leader: POST /raft/forward)
+// ---------------------------------------------------------------------------------------------
+
+// A peer endpoint must refuse what the public API refuses, or a forged or buggy peer request could
+// store what no client may write. So a forwarded point is checked with the entry's own field
+// schemas; only the time is already in the engine's form (integer µs).
+const tsMessage = `expected an integer number of microseconds since the epoch within ±(2^53-1)`;
+export const pointSchema = z.strictObject(
+  {
+    id: idSchema,
+    deviceId: deviceIdSchema,
+    ts: z
+      .number({ error: tsMessage })
+      .int({ error: tsMessage })
+      .min(MIN_TIMESTAMP_US, { error: tsMessage })
+      .max(MAX_TIMESTAMP_US, { error: tsMessage }),
+    value: valueSchema,
+    tags: tagsSchema.optional(),
+    attributes: attributesSchema.optional(),
+  },
+  { error: (iss) => (iss.code === 'unrecognized_keys' ? undefined : 'expected a point object') },
+);
+
+export const writeOpSchema = z.discriminatedUnion(
+  'op',
+  [
+    z.strictObject({ op: z.literal('put'), point: pointSchema }),
+    z.strictObject({ op: z.literal('delete'), id: idSchema }),
+  ],
+  { error: 'expected {"op": "put", "point": {...}} or {"op": "delete", "id": "<uuid>"}' },
+);
+
+/** Levels of a command above an entry's fields: command → ops → [i] → point. */
+const commandLevelsAboveEntry = 3;
+
+/**
+ * A state-machine command as peers send it: at most as many ops as one public write may carry.
+ * The raw value is first checked without recursion (json-hazard.ts): a 10k-deep attribute would
+ * otherwise overflow the stack inside zod, and a "__proto__" key would vanish.
+ */
+export const commandSchema = z
+  .unknown()
+  .superRefine((raw, ctx) => {
+    // As for a public entry: the entry (depth 1), attributes (2), then attributesDepth levels.
+    const hazard = structuralHazard(raw, commandLevelsAboveEntry + limits.attributesDepth + 2);
+    if (!hazard) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: hazard.path,
+      message:
+        hazard.reason === 'proto'
+          ? 'the key "__proto__" is not allowed'
+          : `nested too deeply: attributes may have at most ${limits.attributesDepth} levels`,
+    });
+  })
+  .pipe(
+    z.object({
+      requestId: z.string().max(200).optional(),
+      ops: z
+        .array(writeOpSchema, { error: 'expected an array of ops' })
+        .min(1, { error: 'expected at least one op' })
+        .max(limits.batchEntries, { error: `expected at most ${limits.batchEntries} ops` }),
+    }),
+  );
 
 // ---------------------------------------------------------------------------------------------
 // Entry (response)
@@ -279,7 +358,10 @@ export const entryListSchema = z
 
 const timeParamMessage =
   'expected an RFC 3339 date-time (e.g. 2024-05-01T00:00:00Z) or an epoch number with "precision"';
-const timeParam = (description: string) => z.string({ error: timeParamMessage }).meta({ description });
+// The document's pattern is the RFC 3339 form only: an epoch number is valid only together with
+// "precision", a rule between two parameters that a parameter's schema cannot state.
+const timeParam = (description: string) =>
+  z.string({ error: timeParamMessage }).meta({ description, pattern: rfc3339Pattern });
 
 export const readQueryShape = {
   from: timeParam(
@@ -342,6 +424,7 @@ export const deviceQuerySchema = z
       .meta({
         description: `Aggregate instead of listing: comma-separated functions from ${aggregateFns.join(', ')} (requires "interval").`,
         examples: ['avg,max'],
+        pattern: aggregateListPattern(aggregateFns),
       }),
     interval: z
       .string({ error: 'expected a duration such as 1h' })
@@ -361,6 +444,7 @@ export const deviceQuerySchema = z
         description:
           'Bucket width for "aggregate": a duration such as 10s, 5m, 1h, 1d (units us, ms, s, m, h, d, w). Buckets are aligned to the Unix epoch.',
         examples: ['1h'],
+        pattern: durationPattern(Object.keys(durationUnits)),
       }),
   })
   .superRefine((q, ctx) => {
@@ -409,11 +493,9 @@ export function resolveTimeRange(q: { from?: string; to?: string; precision?: Pr
     if (err) issues.push({ field, message: `${err} (or an epoch number with "precision")` });
     return err ? undefined : parseRfc3339(raw);
   };
-  const from = one('from');
-  const to = one('to');
-  if (from !== undefined && to !== undefined && from > to)
-    issues.push({ field: 'to', message: '"to" must not be before "from"' });
-  return { from, to, issues };
+  // "to" before "from" is an empty range, answered like from == to (an empty page), not an error:
+  // it is a rule between two parameters that the OpenAPI document could not state.
+  return { from: one('from'), to: one('to'), issues };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -443,8 +525,18 @@ export const bucketSchema = z
 export type Bucket = z.infer<typeof bucketSchema>;
 export const bucketListSchema = z.array(bucketSchema).register(apiSchemas, { id: 'AggregateBucketList' });
 
+/** A time clamped to the supported range (µs). */
+export function clampTimestamp(us: number): number {
+  return Math.min(MAX_TIMESTAMP_US, Math.max(MIN_TIMESTAMP_US, us));
+}
+
 export function bucketToJson(b: AggregateBucket, widthMicros: number, fns: AggregateFn[]): Bucket {
-  const out: Bucket = { start: formatRfc3339(b.start), end: formatRfc3339(b.start + widthMicros) };
+  // A wide bucket aligned to the epoch can start before or end after the supported time range
+  // (e.g. interval=9000w around 1700): it is shown cut to that range, where all its points are.
+  const out: Bucket = {
+    start: formatRfc3339(clampTimestamp(b.start)),
+    end: formatRfc3339(clampTimestamp(b.start + widthMicros)),
+  };
   for (const fn of fns) (out as Record<string, unknown>)[fn] = b.values[fn] ?? null;
   return out;
 }

@@ -34,6 +34,12 @@ describe('node configuration', () => {
       '150',
       '--max-body-bytes',
       '2048',
+      '--body-timeout-ms',
+      '2500',
+      '--on-removed',
+      'stay',
+      '--removed-grace-ms',
+      '0',
       '--log-level',
       'debug',
     ]);
@@ -50,6 +56,9 @@ describe('node configuration', () => {
       electionTimeoutMs: 1500,
       heartbeatMs: 150,
       maxBodyBytes: 2048,
+      bodyTimeoutMs: 2500,
+      onRemoved: 'stay',
+      removedGraceMs: 0,
       logLevel: 'debug',
     });
   });

@@ -100,10 +100,33 @@ describe('OpenAPI document', () => {
     const limit = params.find((p) => p.name === 'limit')!;
     assert.equal(limit.schema.default, 100);
     assert.equal(limit.schema.maximum, 10000);
-    const device = (
-      doc.paths['/api/timeseries/device/{deviceId}'].get.parameters as Array<{ name: string }>
-    ).map((p) => p.name);
-    assert.ok(device.includes('aggregate') && device.includes('interval') && device.includes('deviceId'));
+    const deviceParams = doc.paths['/api/timeseries/device/{deviceId}'].get.parameters as Array<any>;
+    const device = deviceParams.map((p) => p.name);
+    assert.ok(device.includes('deviceId') && device.includes('from'));
+    // aggregate and interval are valid only together: one form-exploded object with both required.
+    const aggregation = deviceParams.find((p) => p.name === 'aggregation');
+    assert.equal(aggregation.style, 'form');
+    assert.equal(aggregation.explode, true);
+    assert.deepEqual(aggregation.schema.required, ['aggregate', 'interval']);
+    assert.ok(!device.includes('aggregate') && !device.includes('interval'));
+  });
+
+  it('time, aggregate and interval parameters carry the patterns the server checks', () => {
+    const params = doc.paths['/api/timeseries/device/{deviceId}'].get.parameters as Array<any>;
+    const schemaOf = (name: string) => params.find((p) => p.name === name)?.schema;
+    const agg = params.find((p) => p.name === 'aggregation').schema.properties;
+    const matches = (schema: { pattern: string }, s: string) => new RegExp(schema.pattern).test(s);
+    for (const name of ['from', 'to']) {
+      assert.ok(matches(schemaOf(name), '2024-05-01T12:00:00.123456Z'), name);
+      assert.ok(!matches(schemaOf(name), ''), `${name} allows the empty string`);
+      assert.ok(!matches(schemaOf(name), '2024-02-30T00:00:00Z'), `${name} allows 30 February`);
+    }
+    assert.ok(matches(agg.aggregate, 'avg,max') && !matches(agg.aggregate, 'avg,,median'));
+    assert.ok(matches(agg.interval, '1h') && !matches(agg.interval, '0s') && !matches(agg.interval, ''));
+    // A numeric entry timestamp needs its precision: an anyOf over the entry's fields.
+    const entry = doc.components.schemas.EntryInput;
+    assert.ok(Array.isArray(entry.anyOf));
+    assert.ok(entry.anyOf.some((a: any) => a.required?.includes('precision')));
   });
 
   it('every $ref resolves inside the document', () => {

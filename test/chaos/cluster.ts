@@ -111,6 +111,9 @@ export class ChaosCluster {
         '--heartbeat-ms',
         String(opts.heartbeatMs ?? 100),
         ...(opts.nodes > 1 ? ['--peers', this.net.peersFor(id)] : []),
+        // The membership fault removes a running node and later joins the same process back.
+        '--on-removed',
+        'stay',
         ...(opts.args ?? []),
       ];
       const env: Record<string, string> = {

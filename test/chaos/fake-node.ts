@@ -20,6 +20,7 @@ const { values } = parseArgs({
     'election-timeout-ms': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
     peers: { type: 'string' },
+    'on-removed': { type: 'string' },
   },
 });
 const bug = process.env.FAKE_NODE_BUG ?? '';

@@ -121,6 +121,7 @@ export interface Status {
   firstIndex: number;
   snapshotIndex: number;
   members: Array<{ id: string; url: string | null; voter: boolean; matchIndex?: number; lag?: number }>;
+  removed?: unknown;
 }
 
 export class Cluster {

@@ -23,7 +23,8 @@ if (!url) {
   const port = await freePort();
   node = await startNodeProcess({
     port,
-    args: ['--peers', `n1=http://127.0.0.1:${port}`],
+    // A short body timeout, as in fuzz.test.ts, so the stalled-client checks end in seconds.
+    args: ['--peers', `n1=http://127.0.0.1:${port}`, '--body-timeout-ms', '5000'],
     env: { TIMESTORE_TEST_LOG_LEVEL: 'warn' },
   });
   url = node.url;

@@ -9,6 +9,7 @@
 //     every stored entry);
 //   - the process stays alive: /livez answers 200 after every batch.
 import { request as httpRequest } from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 
@@ -21,7 +22,7 @@ export interface Operation {
   /** From the OpenAPI document, or a peer endpoint known from the transport. */
   source: 'openapi' | 'peer';
   pathParams: Array<{ name: string; schema: Schema }>;
-  queryParams: Array<{ name: string; schema: Schema; required: boolean }>;
+  queryParams: Array<{ name: string; schema: Schema; required: boolean; style?: string; explode?: boolean }>;
   /** Content type → schema of the body. */
   body: Record<string, Schema>;
   /** Whether a successful call may change state. */
@@ -88,7 +89,13 @@ export class Spec {
             .map((p) => ({ name: p.name, schema: p.schema ?? {} })),
           queryParams: params
             .filter((p) => p.in === 'query')
-            .map((p) => ({ name: p.name, schema: p.schema ?? {}, required: !!p.required })),
+            .map((p) => ({
+              name: p.name,
+              schema: p.schema ?? {},
+              required: !!p.required,
+              style: p.style ?? 'form',
+              explode: p.explode,
+            })),
           body,
           mutating: method !== 'get',
         });
@@ -121,6 +128,21 @@ export class Spec {
     if (s.const !== undefined) return fc.constant(s.const);
     if (Array.isArray(s.enum)) return fc.constantFrom(...(s.enum as Json[]));
     const alts = s.oneOf ?? s.anyOf;
+    if (Array.isArray(alts) && alts.length && s.properties) {
+      // An object with a rule between its fields (e.g. a numeric timestamp needs "precision"):
+      // each alternative narrows the object's own properties.
+      const { oneOf: _o, anyOf: _a, ...own } = s;
+      return fc.oneof(
+        ...alts.map((a0: Schema) => {
+          const a = this.resolve(a0);
+          const properties = { ...own.properties };
+          for (const [k, v] of Object.entries<Schema>(a.properties ?? {}))
+            properties[k] = { ...this.resolve(properties[k]), ...v };
+          const required = [...new Set([...(own.required ?? []), ...(a.required ?? [])])];
+          return this.arbitrary({ ...own, properties, required }, depth);
+        }),
+      );
+    }
     if (Array.isArray(alts) && alts.length)
       return fc.oneof(...alts.map((a: Schema) => this.arbitrary(a, depth + 1)));
     if (Array.isArray(s.allOf) && s.allOf.length)
@@ -133,8 +155,10 @@ export class Spec {
         return fc.integer({ min: s.minimum ?? -1e6, max: s.maximum ?? 1e6 });
       case 'number':
         return fc.double({
-          min: s.minimum ?? -1e9,
-          max: s.maximum ?? 1e9,
+          min: s.minimum ?? s.exclusiveMinimum ?? -1e9,
+          max: s.maximum ?? s.exclusiveMaximum ?? 1e9,
+          minExcluded: s.minimum === undefined && s.exclusiveMinimum !== undefined,
+          maxExcluded: s.maximum === undefined && s.exclusiveMaximum !== undefined,
           noNaN: true,
           noDefaultInfinity: true,
         });
@@ -228,6 +252,17 @@ function asQueryString(v: Json): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+function isExplodedObject(spec: Spec, q: Operation['queryParams'][number]): boolean {
+  return spec.resolve(q.schema).type === 'object' && q.style === 'form' && q.explode !== false;
+}
+
+/** The query parameter names as they appear in a URL (an exploded object's fields, by name). */
+export function queryNames(spec: Spec, op: Operation): string[] {
+  return op.queryParams.flatMap((q) =>
+    isExplodedObject(spec, q) ? Object.keys(spec.resolve(q.schema).properties ?? {}) : [q.name],
+  );
+}
+
 /** A request from the declared schemas (valid as far as the schemas can say; may still be rejected). */
 export function generatedRequest(spec: Spec, op: Operation): fc.Arbitrary<FuzzRequest> {
   const pathArb = fc.record(
@@ -237,15 +272,20 @@ export function generatedRequest(spec: Spec, op: Operation): fc.Arbitrary<FuzzRe
     .tuple(
       ...op.queryParams.map((q) => {
         const s = spec.resolve(q.schema);
-        const v =
-          s.type === 'integer'
-            ? fc.integer({ min: s.minimum ?? 0, max: s.maximum ?? 1000 }).map(String)
-            : spec.arbitrary(s).map(asQueryString);
-        return q.required
-          ? v.map((x) => [[q.name, x]] as Array<[string, string]>)
-          : fc
-              .option(v, { nil: undefined })
-              .map((x) => (x === undefined ? [] : [[q.name, x] as [string, string]]));
+        // A form-exploded object parameter (fields valid only together) is its fields as pairs.
+        const v: fc.Arbitrary<Array<[string, string]>> = isExplodedObject(spec, q)
+          ? spec
+              .arbitrary(s)
+              .map((o) =>
+                Object.entries((o ?? {}) as Record<string, Json>).map(
+                  ([k, x]) => [k, asQueryString(x)] as [string, string],
+                ),
+              )
+          : (s.type === 'integer'
+              ? fc.integer({ min: s.minimum ?? 0, max: s.maximum ?? 1000 }).map(String)
+              : spec.arbitrary(s).map(asQueryString)
+            ).map((x) => [[q.name, x]] as Array<[string, string]>);
+        return q.required ? v : fc.option(v, { nil: undefined }).map((x) => x ?? []);
       }),
     )
     .map((xs) => xs.flat());
@@ -297,6 +337,55 @@ const absurdTimestamps: Json[] = [
   [],
   {},
 ];
+
+/**
+ * Well-formed forwarded commands (POST /raft/forward) carrying what the public API refuses: each
+ * must be a 400 and store nothing. Sent once each, besides being drawn among the mutations.
+ */
+export function invalidForwards(): FuzzRequest[] {
+  const point = {
+    id: '0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2',
+    deviceId: 'fwd',
+    ts: 1_767_225_600_000_000,
+    value: 1,
+  };
+  const deep = JSON.parse(deepJson(20, '{"a":', '}').replace(/\{"a":\}/, '{}'));
+  const commands: unknown[] = [
+    ...[
+      { id: 'not-a-uuid' },
+      { deviceId: 'x'.repeat(1000) },
+      { deviceId: '' },
+      { attributes: deep },
+      { attributes: JSON.parse('{"__proto__": {"polluted": true}}') },
+      { tags: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`t${i}`, 'v'])) },
+      { ts: 2 ** 53 },
+      { ts: -(2 ** 53) },
+      { ts: 1.5 },
+      { value: '1' },
+      { extra: true },
+    ].map((patch: Record<string, unknown>) => ({ ops: [{ op: 'put', point: { ...point, ...patch } }] })),
+    ...['not-a-uuid', '', 42].map((id) => ({ ops: [{ op: 'delete', id }] })),
+    { ops: [] },
+    { ops: Array.from({ length: 10_001 }, () => ({ op: 'put', point })) },
+  ];
+  // Attributes deep enough to overflow a recursive validator (zod's z.json() does at ~10k levels),
+  // as text: JSON.stringify itself would overflow on such a value.
+  const deepText = (d: number) =>
+    `{"command":{"ops":[{"op":"put","point":${JSON.stringify(point).replace(/\}$/, `,"attributes":${deepJson(d, '{"a":', '}').replace(/\{"a":\}/, '{}')}}`)}}]}}`;
+  const bodies = [
+    ...commands.map((command) => JSON.stringify({ command })),
+    deepText(10_000),
+    deepText(100_000),
+  ];
+  return bodies.map((body) => ({
+    method: 'POST',
+    url: '/raft/forward',
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(body),
+    kind: 'peer-forward-invalid',
+    invalid: true,
+  }));
+}
 
 /** Mutations of a valid-looking request into certainly-invalid (or hostile) ones. */
 export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number): fc.Arbitrary<FuzzRequest> {
@@ -512,38 +601,14 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
       ),
     );
   }
-  if (op.path === '/raft/forward') {
-    // A well-formed forwarded command carrying a point the public API would reject.
-    const point = {
-      id: '0190b3a0-7d2c-7cc1-9a43-5d36f0e3a1b2',
-      deviceId: 'fwd',
-      ts: 1_767_225_600_000_000,
-      value: 1,
-    };
-    const deep = JSON.parse(deepJson(20, '{"a":', '}').replace(/\{"a":\}/, '{}'));
-    bodyMutations.push(
-      fc
-        .constantFrom<Record<string, Json>>(
-          { id: 'not-a-uuid' },
-          { deviceId: 'x'.repeat(1000) },
-          { attributes: deep },
-          { tags: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`t${i}`, 'v'])) },
-          { ts: -(2 ** 52) },
-        )
-        .chain((patch) =>
-          json(
-            'peer-forward-invalid',
-            JSON.stringify({ command: { ops: [{ op: 'put', point: { ...point, ...patch } }] } }),
-          ),
-        ),
-    );
-  }
+  if (op.path === '/raft/forward')
+    bodyMutations.push(fc.constantFrom(...invalidForwards()).map((r) => ({ ...r, method })));
   const paramMutations: Array<fc.Arbitrary<FuzzRequest>> = [];
   if (op.queryParams.length) {
     paramMutations.push(
       fc
         .tuple(
-          fc.constantFrom(...op.queryParams.filter((q) => !['cursor'].includes(q.name)).map((q) => q.name)),
+          fc.constantFrom(...queryNames(spec, op).filter((n) => n !== 'cursor')),
           fc.constantFrom(
             '',
             '-1',
@@ -575,7 +640,7 @@ export function mutatedRequest(spec: Spec, op: Operation, maxBodyBytes: number):
           }),
         ),
       // repeated parameters
-      fc.constantFrom(...op.queryParams.map((q) => q.name)).chain((name) =>
+      fc.constantFrom(...queryNames(spec, op)).chain((name) =>
         base.map((r) => ({
           ...r,
           url: `${r.url}${r.url.includes('?') ? '&' : '?'}${enc(name)}=1&${enc(name)}=2`,
@@ -882,13 +947,43 @@ export async function fuzzNode(opts: FuzzOptions): Promise<FuzzStats> {
         endOnFailure: true,
       });
     }
+    if (op.path === '/raft/forward') for (const r of invalidForwards()) await exec(r);
     if (!(await livez(base))) throw new Error(`node down after fuzzing ${name}`);
   }
   return stats;
 }
 
-/** Slow clients: a body trickled in, and a body that stalls half-way. The node must stay up and unchanged. */
-export async function slowBodies(baseUrl: string): Promise<{ requests: number; failures: string[] }> {
+/** Send `head` on a raw socket and wait until the server closes it (or safetyMs passes). */
+function stalled(
+  base: URL,
+  head: string,
+  safetyMs: number,
+): Promise<{ closedBy: 'server' | 'client-safety-timeout' | 'error'; response: string }> {
+  return new Promise((resolve) => {
+    let response = '';
+    const socket = netConnect(Number(base.port), base.hostname, () => socket.write(head));
+    const safety = setTimeout(() => {
+      socket.destroy();
+      resolve({ closedBy: 'client-safety-timeout', response });
+    }, safetyMs);
+    socket.on('data', (d: Buffer) => (response += d.toString('utf8')));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(safety);
+      resolve({ closedBy: 'server', response });
+    });
+  });
+}
+
+/**
+ * Slow clients: a body trickled in (well within the node's --body-timeout-ms), a body and headers
+ * that stall. The node must answer the trickled ones normally, cut off the stalled ones with 408,
+ * stay up and stay unchanged. `safetyMs` bounds how long this waits for the node to cut them off.
+ */
+export async function slowBodies(
+  baseUrl: string,
+  safetyMs = 300_000,
+): Promise<{ requests: number; failures: string[] }> {
   const base = new URL(baseUrl);
   const failures: string[] = [];
   const good = Buffer.from(JSON.stringify({ deviceId: 'slow', timestamp: '2026-01-01T00:00:00Z', value: 1 }));
@@ -924,28 +1019,22 @@ export async function slowBodies(baseUrl: string): Promise<{ requests: number; f
     r2,
   );
   if (p2) failures.push(`trickled invalid body: ${p2}`);
-  // Stalled body: announce 1000 bytes, send 10, then hang up after a while.
-  await new Promise<void>((resolve) => {
-    const req = httpRequest({
-      host: base.hostname,
-      port: base.port,
-      method: 'POST',
-      path: '/api/timeseries',
-      agent: false,
-      headers: { 'content-type': 'application/json', 'content-length': 1000 },
-    });
-    req.on('error', () => resolve());
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => resolve());
-    });
-    req.write('{"deviceId"');
-    setTimeout(() => {
-      req.destroy();
-      resolve();
-    }, 1500);
-  });
-  requests++;
+  // Stalled clients: a body announced as 1000 bytes of which 11 arrive, and headers that never end.
+  // The node must answer 408 problem+json and close the connection by itself (after its
+  // --body-timeout-ms); the client here only gives up after a generous safety margin.
+  for (const [what, head] of [
+    [
+      'stalled body',
+      'POST /api/timeseries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"deviceId"',
+    ],
+    ['stalled headers', 'POST /api/timeseries HTTP/1.1\r\nHost: x\r\nContent-Type: applic'],
+  ] as const) {
+    const r = await stalled(base, head, safetyMs);
+    requests++;
+    if (r.closedBy !== 'server') failures.push(`${what}: the node did not end it (${r.closedBy})`);
+    else if (!/^HTTP\/1\.1 408 /.test(r.response) || !/application\/problem\+json/.test(r.response))
+      failures.push(`${what}: expected a 408 problem+json, got ${JSON.stringify(r.response.slice(0, 200))}`);
+  }
   const after = await fingerprint(base);
   if (after.hash !== before.hash)
     failures.push(`state changed by an invalid or stalled slow body: ${before.count} → ${after.count}`);

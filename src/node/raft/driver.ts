@@ -38,6 +38,7 @@ import type {
   Status,
 } from '../../raft/types.js';
 import type { Command } from '../../tsdb/model.js';
+import { MemberRemovedError, RemovedPeers, type RemovedInfo } from './removal.js';
 import {
   fileSha256,
   silentLogger,
@@ -92,6 +93,8 @@ export interface DriverObserver {
 
 export interface DriverOptions {
   id: NodeId;
+  /** Sent to peers on every request (--cluster-secret). */
+  clusterSecret?: string;
   dataDir: string;
   raftLog: RaftLogStore;
   data: DataStore;
@@ -183,9 +186,15 @@ export class RaftDriver implements RaftRpcHandler {
   /** Fatal error (e.g. raft.db write failed): the node must stop. */
   fatal: Error | null = null;
   onFatal: (err: Error) => void = () => {};
+  /** Set once this node knows it was removed from the cluster (see removal.ts); it then retires. */
+  removed: RemovedInfo | null = null;
+  onRemoved: (info: RemovedInfo) => void = () => {};
+  onRejoined: () => void = () => {};
+  private readonly removedPeers: RemovedPeers;
 
   constructor(private readonly opts: DriverOptions) {
     this.selfId = opts.id;
+    this.removedPeers = new RemovedPeers(opts.id);
     this.observer = opts.observer;
     this.log = opts.logger ?? silentLogger;
     this.raftLog = opts.raftLog;
@@ -251,6 +260,8 @@ export class RaftDriver implements RaftRpcHandler {
       selfId: opts.id,
       resolveUrl: (id) => this.addresses.get(id),
       deliver: (m) => this.deliver(m),
+      onRemoved: (peer) => this.retire({ how: 'peer', peer }),
+      ...(opts.clusterSecret ? { clusterSecret: opts.clusterSecret } : {}),
       reportUnreachable: (id) => {
         if (this.stopped) return;
         this.node.reportUnreachable(id);
@@ -293,7 +304,7 @@ export class RaftDriver implements RaftRpcHandler {
       }, 1000).unref();
     }
     this.tickTimer = setInterval(() => {
-      if (this.stopped) return;
+      if (this.stopped || this.removed) return; // a removed node must not campaign
       this.node.tick();
       this.schedule();
       this.maybePromoteLearners();
@@ -302,12 +313,12 @@ export class RaftDriver implements RaftRpcHandler {
   }
 
   /** Stop ticking and sending; fail everything pending. raft.db/data.db are closed by the owner. */
-  stop(): void {
+  stop(why = 'the node is shutting down'): void {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.transport.close();
-    const err = new ProposalFailedError('the node is shutting down', true);
+    const err = new ProposalFailedError(why, true);
     for (const w of this.proposals.values()) w.reject(err);
     this.proposals.clear();
     for (const b of this.readBatches.values()) for (const w of b.waiters) w.reject(err);
@@ -599,6 +610,7 @@ export class RaftDriver implements RaftRpcHandler {
   leaderCommitSeen = 0;
 
   handleRequest(m: Message): Promise<Message | null> {
+    if (this.removedPeers.has(m.from)) return Promise.reject(new MemberRemovedError(m.from));
     if (this.stopped) return Promise.resolve(null);
     if (m.type === 'append') this.leaderCommitSeen = Math.max(this.leaderCommitSeen, m.leaderCommit);
     try {
@@ -898,12 +910,50 @@ export class RaftDriver implements RaftRpcHandler {
   private onConfigApplied(entries: Entry[]): void {
     for (const e of entries) {
       const cc = parseConfChange(e.data);
-      if (cc?.type === 'remove') {
+      if (cc && this.removedPeers.applied(cc)) {
+        // Our own removal. A node catching up from an old log (re-added under the same id) may
+        // apply an old removal first: it counts only if this node's log is complete up to the
+        // leader's commit and its latest configuration does not bring it back.
+        const latest = this.raftLog.membershipAt(this.raftLog.lastIndex()).membership;
+        const back = latest.voters.includes(this.selfId) || latest.learners.includes(this.selfId);
+        if (!back && this.raftLog.lastIndex() >= this.leaderCommitSeen)
+          this.retire({ how: 'applied', index: e.index });
+      } else if (cc?.type === 'remove') {
         this.log.info({ node: cc.nodeId, index: e.index }, 'member removed');
-        if (cc.nodeId === this.selfId) this.log.warn({}, 'this node was removed from the cluster');
+      } else if (cc?.nodeId === this.selfId && this.removed) {
+        this.rejoined(e.index);
       } else if (cc)
         this.log.info({ change: cc.type, node: cc.nodeId, index: e.index }, 'membership change applied');
     }
+  }
+
+  /**
+   * This node was removed: stop taking part. Ticks are skipped, so it neither campaigns nor times
+   * out; it still answers Raft requests, so a leader that adds it back (same id, same data) can
+   * replicate to it, and applying that re-add brings it back (rejoined()). Status and probes keep
+   * answering. What happens next (exit after a grace period) is the owner's (onRemoved).
+   */
+  private retire(info: RemovedInfo): void {
+    if (this.removed || this.stopped) return;
+    this.removed = info;
+    this.log.info(
+      { ...info, event: 'raft.removed' },
+      'this node was removed from the cluster; it no longer campaigns or replicates',
+    );
+    const err = new ProposalFailedError('this node was removed from the cluster', true);
+    for (const w of this.proposals.values()) w.reject(err);
+    this.proposals.clear();
+    this.notify();
+    this.onRemoved(info);
+  }
+
+  /** Applied a config change that adds this node back after it was removed: take part again. */
+  private rejoined(index: number): void {
+    if (!this.removed) return;
+    this.removed = null;
+    this.log.info({ index, event: 'raft.rejoined' }, 'this node was added back to the cluster');
+    this.notify();
+    this.onRejoined();
   }
 
   private refreshAddresses(): void {

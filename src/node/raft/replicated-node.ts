@@ -15,6 +15,8 @@ import type { NodeConfig } from '../config.js';
 import { RaftDriver } from './driver.js';
 import { failpointHook } from '../failpoints.js';
 import { ReplicatedService } from './replicated-service.js';
+import type { RemovedInfo } from './removal.js';
+import { peerAuth } from './peer-auth.js';
 import { clusterRouter } from './routes.js';
 import { raftRouter, silentLogger, type Logger } from './transport.js';
 
@@ -31,6 +33,8 @@ export interface ReplicatedNodeDeps {
   requestTimeoutMs?: number;
   /** Damage found in data.db while running: /readyz fails naming the file. */
   storageFault?: () => StorageFault | null;
+  /** How a removed node exits after its grace period (default: SIGTERM to itself). */
+  exitRemoved?: (log: Logger) => void;
 }
 
 /**
@@ -70,6 +74,18 @@ export interface ReplicatedNode {
 /** `{ [key]: value }` when value is defined, else `{}` (options that have their own default). */
 function optional<K extends string>(key: K, value: number | undefined): { [P in K]?: number } {
   return value === undefined ? {} : ({ [key]: value } as { [P in K]?: number });
+}
+
+function removedDetail(id: string, info: RemovedInfo): string {
+  return info.how === 'applied'
+    ? `node ${id} was removed from the cluster (configuration entry ${info.index})`
+    : `node ${id} was removed from the cluster (as member ${info.peer} answered)`;
+}
+
+/** SIGTERM to ourselves when someone handles it (the CLI's graceful shutdown); otherwise only log. */
+function exitBySignal(log: Logger): void {
+  if (process.listenerCount('SIGTERM') > 0) process.kill(process.pid, 'SIGTERM');
+  else log.warn({}, 'removed from the cluster, but no SIGTERM handler to shut down through; staying up');
 }
 
 function envInt(name: string): number | undefined {
@@ -125,6 +141,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     electionTimeoutMs: config.electionTimeoutMs,
     heartbeatMs: config.heartbeatMs,
     addressHints: hints,
+    ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
     parallelLeaderPersist: process.env.TIMESTORE_RAFT_PARALLEL_PERSIST !== '0',
     snapshotThreshold: deps.snapshotThreshold ?? envInt('TIMESTORE_SNAPSHOT_ENTRIES') ?? 10_000,
     snapshotCatchUpEntries:
@@ -180,6 +197,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
         fatalError: driver.fatal ? driver.fatal.message : null,
         storageFault: deps.storageFault?.() ?? null,
         restartRepairsStorage: true,
+        removed: driver.removed ? removedDetail(config.id, driver.removed) : null,
       };
     },
     { info: { nodeId: config.id } },
@@ -187,6 +205,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
   const readyz = (req: Request, res: Response, next: NextFunction) =>
     req.path.startsWith('/readyz') ? probes(req, res, next) : next();
   const routers = [
+    peerAuth(config.clusterSecret) as unknown as Router,
     raftRouter(driver, { maxBodyBytes: Math.max(64 * 1024 * 1024, config.maxBodyBytes * 4), logger: log }),
     clusterRouter({ driver, service, logger: log }),
     readyz as unknown as Router,
@@ -198,6 +217,26 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 100).unref();
   };
+
+  // A removed node has retired (no campaigning, no serving; removal.ts). Like a removed etcd
+  // member it then exits, after a grace period in which /raft/status and /readyz say `removed`,
+  // unless --on-removed stay (then it can be added back). Exiting goes through SIGTERM, so the
+  // CLI's graceful shutdown runs.
+  let exitTimer: NodeJS.Timeout | undefined;
+  driver.onRemoved = (info) => {
+    if (config.onRemoved === 'stay') {
+      log.info({ ...info }, 'removed from the cluster; staying up as --on-removed stay asks');
+      return;
+    }
+    log.info(
+      { ...info, graceMs: config.removedGraceMs },
+      'removed from the cluster; exiting after the grace period',
+    );
+    clearTimeout(exitTimer);
+    exitTimer = setTimeout(() => (deps.exitRemoved ?? exitBySignal)(log), config.removedGraceMs);
+  };
+  // Added back within the grace period (same id and data): stay.
+  driver.onRejoined = () => clearTimeout(exitTimer);
 
   async function joinLoop(url: string, signal: AbortSignal): Promise<void> {
     let delay = 100;

@@ -83,8 +83,18 @@ export class ReplicatedService implements TimeStoreService {
     return changed || requestId !== command.requestId ? { ...command, requestId, ops } : command;
   }
 
+  /** A removed node serves no reads or writes: it would forward to, or wait on, a cluster it left. */
+  private refuseIfRemoved(): void {
+    if (this.driver.removed)
+      throw new ServiceUnavailableError(
+        'this node was removed from the cluster; send requests to a member (see /raft/status of one)',
+        1,
+      );
+  }
+
   async write(command: Command, opts: { signal?: AbortSignal } = {}): Promise<WriteResult> {
     if (this.closed) throw new ServiceUnavailableError('the node is shutting down', 1);
+    this.refuseIfRemoved();
     this.active++;
     try {
       return await this.writeInner(command, opts);
@@ -201,6 +211,7 @@ export class ReplicatedService implements TimeStoreService {
     opts: { signal?: AbortSignal } = {},
   ): Promise<T> {
     if (this.closed) throw new ServiceUnavailableError('the node is shutting down', 1);
+    this.refuseIfRemoved();
     this.active++;
     try {
       return await this.readInner(consistency, fn, opts);

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import express, { type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import type { Command } from '../../tsdb/model.js';
+import { commandSchema } from '../../tsdb/schemas.js';
 import { ServiceUnavailableError } from '../service.js';
 import { ProposalFailedError, type RaftDriver } from './driver.js';
 import type { ReplicatedService } from './replicated-service.js';
@@ -30,26 +31,6 @@ const urlSchema = z
   )
   .transform((s) => s.replace(/\/+$/, ''));
 
-const pointSchema = z.object({
-  id: z.string().min(1).max(64),
-  deviceId: z.string().min(1).max(1024),
-  ts: z.number().int().refine(Number.isSafeInteger),
-  value: z.number().refine(Number.isFinite),
-  tags: z.record(z.string(), z.string()).optional(),
-  attributes: z.record(z.string(), z.unknown()).optional(),
-});
-export const commandSchema = z.object({
-  requestId: z.string().max(200).optional(),
-  ops: z
-    .array(
-      z.discriminatedUnion('op', [
-        z.object({ op: z.literal('put'), point: pointSchema }),
-        z.object({ op: z.literal('delete'), id: z.string().min(1).max(64) }),
-      ]),
-    )
-    .min(1),
-});
-
 export const joinSchema = z.object({ id: nodeIdSchema, url: urlSchema });
 export const removeSchema = z.object({ id: nodeIdSchema });
 export const transferSchema = z.object({ to: nodeIdSchema.optional() });
@@ -66,6 +47,8 @@ export interface StatusBody {
   lastIndex: number;
   firstIndex: number;
   snapshotIndex: number;
+  /** Set when a membership change removed this node: how it learnt it (see removal.ts). */
+  removed: { how: 'applied' | 'peer'; index?: number; peer?: string } | null;
   members: Array<{
     id: string;
     url: string | null;
@@ -94,6 +77,7 @@ export function statusBody(d: RaftDriver): StatusBody {
     lastIndex: st.lastIndex,
     firstIndex: storage.firstIndex,
     snapshotIndex: storage.snapshotIndex,
+    removed: d.removed,
     members: d.members().map((m) => {
       const p = progress.get(m.id);
       if (!p || st.role !== 'Leader') return m;
@@ -111,12 +95,13 @@ export function statusBody(d: RaftDriver): StatusBody {
 
 function sendError(res: Response, err: unknown): void {
   if (err instanceof z.ZodError) {
-    return problem(
-      res,
-      400,
-      'Invalid request',
-      err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
-    );
+    const errors = err.issues.slice(0, 20).map((i) => ({
+      field: i.path.map(String).join('.') || 'body',
+      message: i.message,
+    }));
+    return problem(res, 400, 'Invalid request', errors.map((e) => `${e.field}: ${e.message}`).join('; '), {
+      errors,
+    });
   }
   if (err instanceof InvalidCommandError) return problem(res, 400, 'Invalid command', err.message);
   if (err instanceof ProposalFailedError) {

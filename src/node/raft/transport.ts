@@ -11,6 +11,7 @@
 // snapshot endpoints; every body is validated with zod; bad input gets a 4xx problem+json.
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
+import { MemberRemovedError } from './removal.js';
 import express, { type Request, type Response, type NextFunction, type Router } from 'express';
 import { Client, Pool } from 'undici';
 import { z } from 'zod';
@@ -67,6 +68,10 @@ export interface TransportOptions {
   resolveUrl: (id: NodeId) => string | undefined;
   /** A response (or one-way message) received from a peer: step it into the core. */
   deliver: (m: Message) => void;
+  /** Shared secret sent to peers on every request (--cluster-secret; see peer-auth.ts). */
+  clusterSecret?: string;
+  /** A member answered 410 `removed`: it applied this node's removal (src/node/raft/removal.ts). */
+  onRemoved?: (peer: NodeId) => void;
   reportUnreachable: (id: NodeId) => void;
   reportSnapshot: (id: NodeId, ok: boolean) => void;
   /** The local snapshot file for a snapshot index, or null when it is gone. */
@@ -282,6 +287,7 @@ export class RaftTransport {
       this.markUp(p);
     } catch (err) {
       if (this.closed) return;
+      if (err instanceof PeerError && err.status === 410) return this.opts.onRemoved?.(p.id);
       if (err instanceof PeerError && err.status !== null) {
         this.log.warn(
           { peer: p.id, type: m.type, status: err.status, body: err.body },
@@ -321,6 +327,10 @@ export class RaftTransport {
     }
   }
 
+  private authHeaders(): Record<string, string> {
+    return this.opts.clusterSecret ? { authorization: `Bearer ${this.opts.clusterSecret}` } : {};
+  }
+
   private async post(
     p: Peer,
     via: 'append' | 'pool',
@@ -334,7 +344,7 @@ export class RaftTransport {
       path,
       // Appends may be pipelined: re-sending one is harmless in Raft (undici pipelines only idempotent requests).
       idempotent: via === 'append',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...this.authHeaders() },
       body: JSON.stringify(body),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
@@ -379,6 +389,7 @@ export class RaftTransport {
         path,
         headers: {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...this.authHeaders(),
           ...(opts.headers ?? {}),
         },
         body: body !== undefined ? JSON.stringify(body) : undefined,
@@ -428,6 +439,7 @@ export class RaftTransport {
             path: `/raft/snapshot/chunk?${q}&offset=${offset}`,
             headers: {
               'content-type': 'application/octet-stream',
+              ...this.authHeaders(),
               'x-chunk-sha256': createHash('sha256').update(data).digest('hex'),
             },
             body: data,
@@ -577,6 +589,8 @@ export function raftRouter(h: RaftRpcHandler, opts: { maxBodyBytes?: number; log
       } catch (err) {
         if (err instanceof z.ZodError) return problem(res, 400, 'Invalid Raft message', zodDetail(err));
         if (err instanceof WireError) return problem(res, 400, 'Invalid Raft message', err.message);
+        if (err instanceof MemberRemovedError)
+          return problem(res, 410, 'Member removed', err.message, { reason: 'removed', nodeId: err.nodeId });
         if (res.headersSent) return next(err);
         log.error({ err: String((err as Error)?.stack ?? err), path: req.path }, 'raft endpoint failed');
         problem(res, 503, 'Raft unavailable', String((err as Error)?.message ?? err));
