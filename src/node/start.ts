@@ -75,7 +75,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     ? opts.openStore(config)
     : openDataStore(join(config.dataDir, 'data.db'), {
         synchronous: isRaftMember(config) ? 'NORMAL' : 'FULL',
-        failpoint: failpointHook(),
+        failpoint: failpointHook('snapshot.mid-copy', 'install.mid-swap', 'apply.mid-batch'),
         plantedBug: plantedBug('apply-no-txn') ? 'apply-no-txn' : null,
       });
   let service: ClosableService;

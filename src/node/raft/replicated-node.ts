@@ -55,7 +55,9 @@ function envInt(name: string): number | undefined {
 export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDeps): ReplicatedNode {
   const log = deps.logger ?? silentLogger;
   mkdirSync(config.dataDir, { recursive: true });
-  const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'), { failpoint: failpointHook() });
+  const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'), {
+    failpoint: failpointHook('compact.mid-transaction'),
+  });
   const data = deps.data;
 
   if (raftLog.isEmpty()) {
