@@ -60,6 +60,23 @@ export function errorHandler(opts: { logger?: Logger; maxBodyBytes: number }): E
       return;
     }
 
+    // data.db was found damaged (src/storage/integrity): nothing is served from it. Another node
+    // can answer; this one does once restarted (a Raft member rebuilds the file on start).
+    if ((err as Error | undefined)?.name === 'StorageCorruptError') {
+      const file = (err as Error & { file?: string }).file;
+      opts.logger?.warn({ requestId, err: (err as Error).message }, 'request refused: storage is corrupt');
+      sendProblem(
+        res,
+        {
+          ...problemTypes.storageCorrupt,
+          detail: `${(err as Error).message}; this node serves no data until it is repaired: use another node`,
+          ...(file ? { file } : {}),
+        },
+        { 'Retry-After': '30' },
+      );
+      return;
+    }
+
     // The engine's own input errors (InvalidQueryError, InvalidCommandError) mean the caller sent
     // something the API's validation let through, e.g. a forged or stale cursor: still a 400.
     // Matched by name because src/api does not depend on src/storage.

@@ -84,7 +84,8 @@ function problem(status: number, description: string) {
 
 const unavailable = problem(
   503,
-  'No leader or no quorum within the bounded wait, or the node is shutting down; retry after Retry-After seconds.',
+  'No leader or no quorum within the bounded wait, or the node is shutting down; retry after Retry-After seconds. ' +
+    'Type `urn:timestore:problem:storage-corrupt` (with `file`): this node found its data file damaged and serves no data; use another node.',
 );
 const badQuery = problem(
   400,

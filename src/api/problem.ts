@@ -26,6 +26,11 @@ export const problemTypes = {
   },
   unavailable: { type: 'urn:timestore:problem:unavailable', title: 'Service unavailable', status: 503 },
   notLeader: { type: 'urn:timestore:problem:not-leader', title: 'Not the leader', status: 503 },
+  storageCorrupt: {
+    type: 'urn:timestore:problem:storage-corrupt',
+    title: 'Storage corrupt',
+    status: 503,
+  },
   internal: { type: 'urn:timestore:problem:internal', title: 'Internal error', status: 500 },
 } as const;
 

@@ -13,6 +13,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { pino, type Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import { context, ROOT_CONTEXT, trace, type Span } from '@opentelemetry/api';
 import type { ExtraRouter, OpenApiPathItem } from '../api/index.js';
 import {
@@ -38,6 +39,7 @@ import {
   type NodePhase,
 } from '../observability/index.js';
 import type { DataStore } from '../storage/data-store.js';
+import type { StorageFault } from '../storage/integrity/corruption-guard.js';
 import type { NodeConfig } from './config.js';
 import type { ReplicatedNode } from './raft/replicated-node.js';
 
@@ -50,6 +52,8 @@ export interface NodeObservabilityOptions {
   version: string;
   /** How often timestore_storage_points recounts (a full count(*) in SQLite); default 60 s. */
   pointsTtlMs?: number;
+  /** Damage found in data.db while running (timestore_storage_corrupt, probes). */
+  storageFault?: () => StorageFault | null;
 }
 
 export interface NodeObservability {
@@ -63,6 +67,19 @@ export interface NodeObservability {
   started(): void;
   /** Shutdown: probes fail with `stopping`, the leader label goes to follower; idempotent. */
   close(): Promise<void>;
+}
+
+/** timestore_storage_corrupt{file="data.db"}: 1 once the file was found damaged while running. */
+function bindStorageFault(metrics: Metrics, fault: () => StorageFault | null): void {
+  new Gauge({
+    name: 'timestore_storage_corrupt',
+    help: "1 when this node found the storage file damaged while running (it serves no data from it; a restart rebuilds a Raft member's data.db).",
+    labelNames: ['file'],
+    registers: [metrics.registry],
+    collect() {
+      this.set({ file: 'data.db' }, fault() ? 1 : 0);
+    },
+  });
 }
 
 /** Paths that are not logged at info, one line per request: probes, scrapes and Raft peer traffic. */
@@ -86,7 +103,10 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
   const { config, store, raft } = opts;
   const log = opts.logger ?? pino({ level: 'silent' });
   const metrics = createMetrics(undefined, { version: opts.version });
-  const points = cachedValue(() => store.count(), opts.pointsTtlMs ?? 60_000);
+  const fault = opts.storageFault ?? (() => null);
+  // A damaged data.db cannot be counted; the scrape still answers (the corrupt gauge says why).
+  const points = cachedValue(() => (fault() ? undefined : store.count()), opts.pointsTtlMs ?? 60_000);
+  bindStorageFault(metrics, fault);
   bindStorageSizes(metrics, () => ({ ...statStorageSizes(config.dataDir), points: points() }));
 
   let phase: NodePhase = 'starting';
@@ -150,6 +170,9 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
         phase: driver.isStopped && phase !== 'stopping' ? 'stopping' : phase,
         raft: null,
         fatalError: driver.fatal ? driver.fatal.message : null,
+        storageFault: fault(),
+        // A restart rebuilds a member's data.db: let liveness fail so that Kubernetes restarts it.
+        restartRepairsStorage: true,
       }),
       { info: { nodeId: config.id, version: opts.version } },
     );
@@ -169,6 +192,7 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
           appliedIndex: store.appliedIndex(),
           membership: { voters: [config.id], learners: [] },
         },
+        storageFault: fault(),
       }),
       { info: { nodeId: config.id, version: opts.version } },
     );

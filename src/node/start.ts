@@ -8,20 +8,26 @@ import type express from 'express';
 import type { Logger } from 'pino';
 import { createApp, type ExtraRouter } from '../api/index.js';
 import type { DataStore } from '../storage/data-store.js';
-import { openDataStore } from '../storage/data/index.js';
+import { CorruptionGuard, guardDataStore, type StorageFault } from '../storage/integrity/corruption-guard.js';
+import { corruptionMarkerPath, openVerifiedDataStore } from '../storage/integrity/data-file.js';
 import { ConfigError, type NodeConfig } from './config.js';
 import { armFailpoints, failpointHook, plantedBug } from './failpoints.js';
 import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
 import { createNodeObservability, type NodeObservability } from './observability.js';
+import { recoverDataFromPeers } from './raft/data-recovery.js';
 import { createReplicatedNode, type ReplicatedNode } from './raft/replicated-node.js';
+import { silentLogger } from './raft/transport.js';
 import type { TimeStoreService } from './service.js';
 
 export interface StartNodeOptions {
   logger?: Logger;
   /** Reported by /livez and the OpenAPI document; default: package.json's version. */
   version?: string;
-  /** Open the data store (tests inject an in-memory one); default: openDataStore(<data-dir>/data.db). */
+  /**
+   * Open the data store (tests inject one); default: <data-dir>/data.db, checked on open
+   * (openVerifiedDataStore). Either way it is wrapped in the corruption guard.
+   */
   openStore?: (config: NodeConfig) => DataStore;
   extraRouters?: ExtraRouter[];
   /** How long close() waits for in-flight requests before dropping connections. */
@@ -37,6 +43,8 @@ export interface NodeHandle {
   http: HttpServerHandle;
   service: TimeStoreService;
   store: DataStore;
+  /** Damage found in data.db while running (null while sound): reads and writes answer 503. */
+  storageFault(): StorageFault | null;
   /** Graceful shutdown; idempotent. */
   close(): Promise<void>;
 }
@@ -53,13 +61,84 @@ function isRaftMember(config: NodeConfig): boolean {
 function createService(
   config: NodeConfig,
   store: DataStore,
+  guard: CorruptionGuard,
   logger?: Logger,
 ): { service: ClosableService; raft?: ReplicatedNode } {
-  if (isRaftMember(config)) {
-    const raft = createReplicatedNode(config, { data: store, ...(logger ? { logger } : {}) });
-    return { service: raft.service, raft };
+  const inner = isRaftMember(config)
+    ? createReplicatedNode(config, {
+        data: store,
+        storageFault: () => guard.fault,
+        ...(logger ? { logger } : {}),
+      })
+    : null;
+  const service: ClosableService = inner ? inner.service : new LocalService(store);
+  // Once data.db is known to be damaged no request touches it: the same 503 for reads and writes
+  // whatever the service (a write on a Raft member would otherwise be committed and then fail to
+  // apply here).
+  const guarded: ClosableService = {
+    write: async (command, o) => {
+      guard.check();
+      return service.write(command, o);
+    },
+    read: async (consistency, fn, o) => {
+      guard.check();
+      return service.read(consistency, fn, o);
+    },
+    close: () => service.close(),
+  };
+  return inner ? { service: guarded, raft: inner } : { service: guarded };
+}
+
+const DATA_CHECKS = ['quick_check', 'integrity_check', 'none'] as const;
+
+/** TIMESTORE_DATA_CHECK: the SQLite check data.db gets on open (default quick_check). */
+function dataCheck(): (typeof DATA_CHECKS)[number] {
+  const v = process.env.TIMESTORE_DATA_CHECK;
+  if (v === undefined || v === '') return 'quick_check';
+  if ((DATA_CHECKS as readonly string[]).includes(v)) return v as (typeof DATA_CHECKS)[number];
+  throw new ConfigError(`TIMESTORE_DATA_CHECK=${v}: expected one of ${DATA_CHECKS.join(', ')}`);
+}
+
+/**
+ * data.db, checked. A Raft member's damaged file is moved aside and rebuilt (the driver restores
+ * the local snapshot and re-applies raft.db); a single node's is its only copy: it refuses to start.
+ */
+function openStoreChecked(config: NodeConfig, path: string, logger?: Logger): DataStore {
+  const member = isRaftMember(config);
+  const check = dataCheck();
+  try {
+    const opened = openVerifiedDataStore(path, {
+      store: {
+        synchronous: member ? 'NORMAL' : 'FULL',
+        failpoint: failpointHook('snapshot.mid-copy', 'install.mid-swap', 'apply.mid-batch'),
+        plantedBug: plantedBug('apply-no-txn') ? 'apply-no-txn' : null,
+      },
+      onCorrupt: member ? 'quarantine' : 'refuse',
+      check,
+    });
+    if (opened.quarantined) {
+      logger?.error(
+        {
+          event: 'storage.corrupt',
+          file: 'data.db',
+          path,
+          detail: opened.quarantined.detail,
+          movedTo: opened.quarantined.movedTo,
+        },
+        `data.db is corrupt; moved it aside to ${opened.quarantined.movedTo[0]} (kept for analysis) and rebuilding it from the local snapshot and raft.db`,
+      );
+    } else {
+      logger?.info({ file: 'data.db', check, ms: opened.checkMs }, 'data.db integrity check passed');
+    }
+    return opened.store;
+  } catch (err) {
+    if ((err as Error).name === 'StorageCorruptError')
+      logger?.error(
+        { event: 'storage.corrupt', file: 'data.db', path, err: (err as Error).message },
+        'data.db is corrupt; refusing to start',
+      );
+    throw err;
   }
-  return { service: new LocalService(store) };
 }
 
 export async function startNode(config: NodeConfig, opts: StartNodeOptions = {}): Promise<NodeHandle> {
@@ -71,24 +150,43 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   // A Raft member's writes are durable in raft.db before they are applied, and the driver re-applies
   // from there (or from its local snapshot) after a crash, so data.db need not fsync each apply:
   // that takes one fsync off every write's path. A single node's data.db is its only record.
-  const store = opts.openStore
-    ? opts.openStore(config)
-    : openDataStore(join(config.dataDir, 'data.db'), {
-        synchronous: isRaftMember(config) ? 'NORMAL' : 'FULL',
-        failpoint: failpointHook('snapshot.mid-copy', 'install.mid-swap', 'apply.mid-batch'),
-        plantedBug: plantedBug('apply-no-txn') ? 'apply-no-txn' : null,
-      });
+  const dataPath = join(config.dataDir, 'data.db');
+  const raw = opts.openStore ? opts.openStore(config) : openStoreChecked(config, dataPath, logger);
+  const guard = new CorruptionGuard({
+    path: dataPath,
+    markerPath: corruptionMarkerPath(dataPath),
+    onFault: (f) =>
+      logger?.error(
+        { event: 'storage.corrupt', file: f.file, path: f.path, detail: f.detail },
+        `${f.file} is corrupt: this node stops serving data (503) until it is restarted, which rebuilds it`,
+      ),
+  });
+  const store = guardDataStore(raw, guard);
   let service: ClosableService;
   let raft: ReplicatedNode | undefined;
   let http: HttpServerHandle;
   let obs: NodeObservability | undefined;
   try {
-    ({ service, raft } = createService(config, store, logger));
+    if (isRaftMember(config)) {
+      // data.db behind raft.db with no local snapshot to rebuild from (e.g. it was damaged and
+      // moved aside above): a peer's snapshot, before the Raft loop needs the state.
+      const hints: Record<string, string> = {};
+      for (const p of config.peers ?? []) hints[p.id] = p.url;
+      await recoverDataFromPeers({
+        selfId: config.id,
+        dataDir: config.dataDir,
+        data: store,
+        hints,
+        log: logger ?? silentLogger,
+      });
+    }
+    ({ service, raft } = createService(config, store, guard, logger));
     const version = opts.version ?? packageVersion();
     obs = createNodeObservability({
       config,
       store,
       version,
+      storageFault: () => guard.fault,
       ...(raft ? { raft } : {}),
       ...(logger ? { logger } : {}),
     });
@@ -133,10 +231,25 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
         store.close();
         logger?.info('node stopped; data store closed');
       })());
-    return { config, url: http.url, port: http.port, app, http, service, store, close };
+    return {
+      config,
+      url: http.url,
+      port: http.port,
+      app,
+      http,
+      service,
+      store,
+      storageFault: () => guard.fault,
+      close,
+    };
   } catch (err) {
     await obs?.close();
     store.close();
+    if ((err as Error).name === 'RaftLogCorruptError')
+      logger?.error(
+        { event: 'storage.corrupt', file: 'raft.db', err: (err as Error).message },
+        'raft.db is corrupt; refusing to start',
+      );
     throw err;
   }
 }

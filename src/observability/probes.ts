@@ -41,6 +41,10 @@ export interface ProbeState {
   leaderCommitIndex?: number;
   /** A fatal, unrecoverable error (e.g. fsync failed): liveness fails so Kubernetes restarts the pod. */
   fatalError?: string | null;
+  /** A storage file found damaged while running: readiness fails naming it (no data is served). */
+  storageFault?: { file: string; path: string; detail: string } | null;
+  /** A restart repairs a storage fault (a Raft member rebuilds data.db): liveness fails too. */
+  restartRepairsStorage?: boolean;
 }
 
 export interface ProbeOptions {
@@ -54,6 +58,7 @@ export interface ProbeOptions {
 
 export type ProbeReason =
   | 'fatal-error'
+  | 'storage-corrupt'
   | 'event-loop-blocked'
   | 'starting'
   | 'replaying-log'
@@ -70,14 +75,24 @@ export type ProbeResult = { ok: true; detail: string } | { ok: false; reason: Pr
 const DEFAULTS = { maxLagEntries: 1000, maxEventLoopDelayMs: 5000, learnersReady: true };
 
 /** Liveness: fatal error or a sluggish event loop (ignored during the startup phases). Never Raft state. */
+function storageCorrupt(f: NonNullable<ProbeState['storageFault']>, then: string): ProbeResult {
+  return {
+    ok: false,
+    reason: 'storage-corrupt',
+    detail: `${f.file} (${f.path}) is corrupt: ${f.detail}; no data is served from it; ${then}`,
+  };
+}
+
 export function liveness(
-  state: Pick<ProbeState, 'phase' | 'fatalError'>,
+  state: Pick<ProbeState, 'phase' | 'fatalError' | 'storageFault' | 'restartRepairsStorage'>,
   eventLoopDelayMs: number,
   opts: ProbeOptions = {},
 ): ProbeResult {
   const max = opts.maxEventLoopDelayMs ?? DEFAULTS.maxEventLoopDelayMs;
   if (state.fatalError)
     return { ok: false, reason: 'fatal-error', detail: `fatal error: ${state.fatalError}` };
+  if (state.storageFault && state.restartRepairsStorage)
+    return storageCorrupt(state.storageFault, 'restart the node to rebuild it from its snapshot and raft.db');
   const startup =
     state.phase === 'starting' || state.phase === 'replaying' || state.phase === 'installing-snapshot';
   if (!startup && eventLoopDelayMs > max) {
@@ -94,6 +109,13 @@ export function liveness(
 export function readiness(state: ProbeState, opts: ProbeOptions = {}): ProbeResult {
   const maxLag = opts.maxLagEntries ?? DEFAULTS.maxLagEntries;
   const learnersReady = opts.learnersReady ?? DEFAULTS.learnersReady;
+  if (state.storageFault)
+    return storageCorrupt(
+      state.storageFault,
+      state.restartRepairsStorage
+        ? 'a restart rebuilds it'
+        : 'restore it from a backup (docs/RELIABILITY.md, "Corruption")',
+    );
   switch (state.phase) {
     case 'starting':
       return { ok: false, reason: 'starting', detail: 'the node is starting' };
@@ -332,7 +354,7 @@ export const probesOpenApiPaths: Record<string, Record<string, unknown>> = {
           content: { 'application/json': { schema: { $ref: '#/components/schemas/Livez' } } },
         },
         503: problemResponse(
-          `Not alive: restart the process. ${reasons(['fatal-error', 'event-loop-blocked'])}`,
+          `Not alive: restart the process. ${reasons(['fatal-error', 'storage-corrupt', 'event-loop-blocked'])}`,
         ),
       },
     },
@@ -345,7 +367,7 @@ export const probesOpenApiPaths: Record<string, Record<string, unknown>> = {
       responses: {
         200: okResponse('Ready to serve.'),
         503: problemResponse(
-          `Not ready. ${reasons(['starting', 'replaying-log', 'installing-snapshot', 'stopping', 'not-a-member', 'no-leader', 'lagging'])}`,
+          `Not ready. ${reasons(['storage-corrupt', 'starting', 'replaying-log', 'installing-snapshot', 'stopping', 'not-a-member', 'no-leader', 'lagging'])}`,
         ),
       },
     },

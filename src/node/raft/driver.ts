@@ -220,7 +220,8 @@ export class RaftDriver implements RaftRpcHandler {
     }
     if (this.applied < snapIdx) {
       throw new Error(
-        `data.db is at index ${this.applied}, older than raft.db's snapshot ${snapIdx}: data.db was replaced or lost`,
+        `data.db is at index ${this.applied}, older than raft.db's snapshot ${snapIdx}, and no usable local snapshot (${this.snapDir}/snap-N.db, N >= ${snapIdx}) exists to rebuild it from: data.db was replaced or lost. ` +
+          `Replace this member from its peers: remove it (POST /cluster/remove {"id":"${opts.id}"} on a healthy member), move ${opts.dataDir} aside, start it with an empty data dir and --join <member URL> (docs/RELIABILITY.md, "Corruption")`,
       );
     }
     for (const [id, url] of Object.entries(opts.addressHints ?? {})) this.addresses.set(id, url);
@@ -581,6 +582,8 @@ export class RaftDriver implements RaftRpcHandler {
     try {
       this.node.step(m);
     } catch (err) {
+      // A damaged raft.db read while stepping: this node must stop, not answer from a broken log.
+      if ((err as Error).name === 'RaftLogCorruptError') return this.fail(err as Error);
       this.log.warn({ err: String((err as Error).message), type: m.type, from: m.from }, 'step failed');
       return;
     }
@@ -593,7 +596,12 @@ export class RaftDriver implements RaftRpcHandler {
   handleRequest(m: Message): Promise<Message | null> {
     if (this.stopped) return Promise.resolve(null);
     if (m.type === 'append') this.leaderCommitSeen = Math.max(this.leaderCommitSeen, m.leaderCommit);
-    this.node.step(m);
+    try {
+      this.node.step(m);
+    } catch (err) {
+      if ((err as Error).name === 'RaftLogCorruptError') this.fail(err as Error);
+      throw err;
+    }
     const key = `${m.from}|${m.type === 'vote' ? 'voteResponse' : 'appendResponse'}`;
     return new Promise((resolve) => {
       let q = this.rpcWaiters.get(key);
@@ -1037,6 +1045,18 @@ export class RaftDriver implements RaftRpcHandler {
     } finally {
       this.compacting = false;
     }
+  }
+
+  /**
+   * The newest local snapshot file with its metadata, for a peer rebuilding a damaged data.db
+   * (GET /raft/snapshot/latest). Only a file raft.db has recorded as its snapshot (its metadata
+   * is known); null otherwise.
+   */
+  async snapshotForPeer(): Promise<(SnapshotSource & { meta: SnapshotMeta }) | null> {
+    const meta = this.raftLog.snapshotMeta();
+    if (meta.index === 0) return null;
+    const src = await this.snapshotSource(meta.index);
+    return src ? { ...src, meta } : null;
   }
 
   /** The newest local snapshot (for tests/status). */

@@ -9,6 +9,7 @@ import { probesRouter, type NodePhase } from '../../observability/probes.js';
 import { RaftNode } from '../../raft/raft-node.js';
 import type { RaftConfig, RaftNodeApi } from '../../raft/types.js';
 import type { DataStore } from '../../storage/data-store.js';
+import type { StorageFault } from '../../storage/integrity/corruption-guard.js';
 import { openRaftLog, type RaftLogStore } from '../../storage/raft-log/index.js';
 import type { NodeConfig } from '../config.js';
 import { RaftDriver } from './driver.js';
@@ -28,6 +29,25 @@ export interface ReplicatedNodeDeps {
   snapshotCatchUpEntries?: number;
   /** Bounded wait of writes/reads for a leader before 503 (ms). Env: TIMESTORE_REQUEST_TIMEOUT_MS. */
   requestTimeoutMs?: number;
+  /** Damage found in data.db while running: /readyz fails naming the file. */
+  storageFault?: () => StorageFault | null;
+}
+
+/**
+ * What the operator runs when this node's raft.db is damaged: replace the member (its log cannot be
+ * trusted, and a voter that lost entries it acknowledged must not vote; see src/storage/DESIGN.md).
+ */
+export function raftLogRemedy(config: NodeConfig): string {
+  const others = (config.peers ?? []).filter((p) => p.id !== config.id).map((p) => p.url);
+  const member = others[0] ?? config.join ?? '<URL of a healthy member>';
+  return (
+    `To replace this member: (1) on a healthy member: curl -X POST ${member}/cluster/remove ` +
+    `-H 'content-type: application/json' -d '{"id":"${config.id}"}'; ` +
+    `(2) keep the damaged files: mv ${config.dataDir} ${config.dataDir}.corrupt; ` +
+    `(3) start this node again with an empty --data-dir ${config.dataDir} and --join ${member} ` +
+    `instead of --peers: it comes back as a learner, receives a snapshot and the log from the leader, ` +
+    `and is promoted to voter once caught up (docs/RELIABILITY.md, "Corruption").`
+  );
 }
 
 export interface ReplicatedNode {
@@ -55,9 +75,18 @@ function envInt(name: string): number | undefined {
 export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDeps): ReplicatedNode {
   const log = deps.logger ?? silentLogger;
   mkdirSync(config.dataDir, { recursive: true });
+  // Verified on open (every checksum, the log's shape): a damaged raft.db stops the start here.
   const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'), {
+    remedy: raftLogRemedy(config),
     failpoint: failpointHook('compact.mid-transaction'),
   });
+  const report = raftLog.openReport;
+  if (report.formatBefore === 0 && !raftLog.isEmpty())
+    log.info({ file: 'raft.db' }, 'raft.db migrated to the checksummed format (existing rows checksummed)');
+  log.info(
+    { file: 'raft.db', entries: report.verifiedEntries, meta: report.verifiedMeta, ms: report.verifyMs },
+    'raft.db integrity check passed',
+  );
   const data = deps.data;
 
   if (raftLog.isEmpty()) {
@@ -122,6 +151,8 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
         leaderCommitIndex:
           st.role === 'Leader' ? st.commitIndex : Math.max(st.commitIndex, driver.leaderCommitSeen),
         fatalError: driver.fatal ? driver.fatal.message : null,
+        storageFault: deps.storageFault?.() ?? null,
+        restartRepairsStorage: true,
       };
     },
     { info: { nodeId: config.id } },

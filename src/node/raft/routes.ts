@@ -3,6 +3,7 @@
 // (POST /cluster/join, /cluster/remove, /cluster/transfer-leadership). Membership requests sent to
 // a follower are passed on to the leader.
 import { InvalidCommandError } from '../../storage/data/index.js';
+import { createReadStream } from 'node:fs';
 import express, { type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import type { Command } from '../../tsdb/model.js';
@@ -224,6 +225,28 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
           leaderId: d.leaderId,
         });
       res.json({ index: d.status().commitIndex });
+    }),
+  );
+
+  // ---- a member rebuilding its damaged data.db fetches a snapshot (src/node/raft/data-recovery.ts)
+  r.get(
+    '/raft/snapshot/latest',
+    wrap(async (_req, res) => {
+      const snap = await d.snapshotForPeer();
+      if (!snap) return problem(res, 404, 'No snapshot', `${d.selfId} has no snapshot file to offer`);
+      res.setHeader('content-type', 'application/octet-stream');
+      res.setHeader('content-length', String(snap.size));
+      res.setHeader('x-timestore-snapshot-sha256', snap.sha256);
+      res.setHeader('x-timestore-snapshot-meta', Buffer.from(JSON.stringify(snap.meta)).toString('base64'));
+      await new Promise<void>((resolve, reject) => {
+        const stream = createReadStream(snap.path);
+        stream.once('error', reject);
+        res.once('close', () => {
+          stream.destroy();
+          resolve();
+        });
+        stream.pipe(res);
+      });
     }),
   );
 

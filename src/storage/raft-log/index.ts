@@ -4,7 +4,14 @@
 // Implements the core's synchronous `Storage` view, plus `persist(ready)`, which writes a Ready's
 // snapshot metadata, entries (replacing a conflicting suffix) and hard state in ONE transaction:
 // one commit = one fsync for everything in the batch (group commit).
+//
+// Integrity (src/storage/DESIGN.md): every entry row and every meta row carries a CRC-32 of its
+// content, written in the same statement. Opening verifies the whole file (quick_check, every
+// checksum, the log's contiguity); every entry read back from SQLite is verified again. Damage
+// raises RaftLogCorruptError: the node stops rather than serve or vote with a damaged log.
 import Database from 'better-sqlite3';
+import { entryChecksum, metaChecksum } from '../integrity/checksum.js';
+import { isSqliteCorruption, RaftLogCorruptError, type RaftLogDamage } from '../integrity/errors.js';
 import {
   CompactedError,
   type ConfChange,
@@ -79,9 +86,57 @@ function dataBytes(e: Entry): number {
   return e.data.length + 16;
 }
 
+/**
+ * raft.db layout versions (PRAGMA user_version). 0: the first format, no checksums. 1: a `crc`
+ * column on entries and meta. Opening a version-0 file migrates it in one transaction.
+ */
+export const RAFT_LOG_FORMAT = 1;
+
+/** What the operator does about a damaged raft.db when the store is used without a node around it. */
+const GENERIC_REMEDY =
+  'Replace this member: remove it from the cluster, move its data directory aside, and start it again with --join (see docs/RELIABILITY.md, "Corruption").';
+
+/** Findings are capped so that a file full of damage still gives a readable message. */
+const MAX_PROBLEMS = 5;
+
+interface EntryRow {
+  idx: number;
+  term: number;
+  kind: Entry['kind'];
+  data: string;
+  crc: number | null;
+}
+
 export interface RaftLogOptions {
+  /**
+   * 'full' (default): quick_check and every checksum on open. 'none': only what is read is verified
+   * (for tools that must open a damaged file to inspect it).
+   */
+  verify?: 'full' | 'none';
+  /** What to tell the operator in a RaftLogCorruptError (the node passes one naming itself). */
+  remedy?: string;
   /** Test-only crash/stall point (src/node/failpoints.ts arms it); absent in production. */
   failpoint?: (name: 'compact.mid-transaction') => void;
+}
+
+/** What opening found and did, for the node's start-up log line. */
+export interface RaftLogOpenReport {
+  /** The format the file had before this open (0 = migrated from the checksum-less format now). */
+  formatBefore: number;
+  /** Entries and meta rows whose checksum was verified, and how long the whole check took. */
+  verifiedEntries: number;
+  verifiedMeta: number;
+  verifyMs: number;
+}
+
+function checkRow(row: EntryRow): string | null {
+  if (typeof row.data !== 'string' || typeof row.kind !== 'string' || !Number.isSafeInteger(row.term))
+    return `entry ${row.idx}: malformed row (term ${typeof row.term}, kind ${typeof row.kind}, data ${typeof row.data})`;
+  if (row.crc === null || row.crc === undefined) return `entry ${row.idx}: no checksum`;
+  const want = entryChecksum(row.idx, row.term, row.kind, row.data);
+  if (want !== row.crc)
+    return `entry ${row.idx}: checksum mismatch (stored ${row.crc.toString(16)}, content gives ${want.toString(16)})`;
+  return null;
 }
 
 export class RaftLogStore implements Storage {
@@ -95,6 +150,9 @@ export class RaftLogStore implements Storage {
   /** Small in-memory tail of the log: the leader and followers read recent entries constantly. */
   private tail: Entry[] = [];
   private static readonly TAIL_MAX = 4096;
+  private readonly remedy: string;
+  /** What opening found (format before, how much was verified, how long it took). */
+  readonly openReport: RaftLogOpenReport;
 
   private readonly stmts: {
     getMeta: Database.Statement;
@@ -113,58 +171,202 @@ export class RaftLogStore implements Storage {
     readonly path: string,
     private readonly opts: RaftLogOptions = {},
   ) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS entries (
-        idx INTEGER PRIMARY KEY,
-        term INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        data TEXT NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS entries_config ON entries(idx) WHERE kind = 'config';
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    `);
+    this.remedy = opts.remedy ?? GENERIC_REMEDY;
+    const started = performance.now();
+    let formatBefore = RAFT_LOG_FORMAT;
+    try {
+      this.db = new Database(path);
+    } catch (err) {
+      throw this.corruptOr(err, 'cannot be opened');
+    }
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('busy_timeout = 5000');
+      formatBefore = this.migrate();
+      this.db.exec(`CREATE INDEX IF NOT EXISTS entries_config ON entries(idx) WHERE kind = 'config';`);
+    } catch (err) {
+      this.db.close();
+      throw this.corruptOr(err, 'cannot be read');
+    }
     this.stmts = {
-      getMeta: this.db.prepare('SELECT value FROM meta WHERE key = ?'),
+      getMeta: this.db.prepare('SELECT value, crc FROM meta WHERE key = ?'),
       putMeta: this.db.prepare(
-        'INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+        'INSERT INTO meta(key, value, crc) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, crc = excluded.crc',
       ),
-      insert: this.db.prepare('INSERT INTO entries(idx, term, kind, data) VALUES (?, ?, ?, ?)'),
+      insert: this.db.prepare('INSERT INTO entries(idx, term, kind, data, crc) VALUES (?, ?, ?, ?, ?)'),
       deleteFrom: this.db.prepare('DELETE FROM entries WHERE idx >= ?'),
       deleteUpTo: this.db.prepare('DELETE FROM entries WHERE idx <= ?'),
       range: this.db.prepare(
-        'SELECT idx, term, kind, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx',
+        'SELECT idx, term, kind, data, crc FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx',
       ),
-      termOf: this.db.prepare('SELECT term FROM entries WHERE idx = ?'),
+      termOf: this.db.prepare('SELECT idx, term, kind, data, crc FROM entries WHERE idx = ?'),
       maxIdx: this.db.prepare('SELECT MAX(idx) AS m FROM entries'),
       configs: this.db.prepare(
-        "SELECT idx, data FROM entries WHERE kind = 'config' AND idx > ? AND idx <= ? ORDER BY idx",
+        "SELECT idx, term, kind, data, crc FROM entries WHERE kind = 'config' AND idx > ? AND idx <= ? ORDER BY idx",
       ),
       count: this.db.prepare('SELECT COUNT(*) AS c FROM entries'),
     };
-    const hs = this.getMeta<HardState>('hardState');
-    if (hs) this.hard = hs;
-    const sm = this.getMeta<SnapshotMeta>('snapshot');
-    if (sm) this.snap = sm;
-    const ci = this.getMeta<{ index: number; term: number }>('compacted');
-    if (ci) {
-      this.compactIndex = ci.index;
-      this.compactTerm = ci.term;
+    let verified = { entries: 0, meta: 0 };
+    try {
+      const hs = this.getMeta<HardState>('hardState');
+      if (hs) this.hard = hs;
+      const sm = this.getMeta<SnapshotMeta>('snapshot');
+      if (sm) this.snap = sm;
+      const ci = this.getMeta<{ index: number; term: number }>('compacted');
+      if (ci) {
+        this.compactIndex = ci.index;
+        this.compactTerm = ci.term;
+      }
+      const m = (this.stmts.maxIdx.get() as { m: number | null }).m;
+      this.last = m ?? this.compactIndex;
+      if ((opts.verify ?? 'full') === 'full') verified = this.verifyAll();
+    } catch (err) {
+      this.db.close();
+      throw this.corruptOr(err, 'cannot be read');
     }
-    const m = (this.stmts.maxIdx.get() as { m: number | null }).m;
-    this.last = m ?? this.compactIndex;
+    this.openReport = {
+      formatBefore,
+      verifiedEntries: verified.entries,
+      verifiedMeta: verified.meta,
+      verifyMs: Math.round((performance.now() - started) * 10) / 10,
+    };
+  }
+
+  /** SQLite saying the file is damaged becomes a RaftLogCorruptError; anything else passes through. */
+  private corruptOr(err: unknown, what: string): unknown {
+    if (err instanceof RaftLogCorruptError) return err;
+    if (!isSqliteCorruption(err)) return err;
+    return this.corrupt({
+      firstBadIndex: null,
+      lastBadIndex: null,
+      problems: [
+        `the file ${what} by SQLite (${(err as { code?: string }).code}: ${(err as Error).message})`,
+      ],
+    });
+  }
+
+  private corrupt(damage: RaftLogDamage): RaftLogCorruptError {
+    return new RaftLogCorruptError(this.path, damage, this.remedy);
+  }
+
+  /**
+   * Creates the tables of a new file, or brings an older file to RAFT_LOG_FORMAT in one
+   * transaction (a crash midway leaves the old format, migrated again on the next open).
+   * Returns the format the file had.
+   */
+  private migrate(): number {
+    const db = this.db;
+    const format = db.pragma('user_version', { simple: true }) as number;
+    if (format === RAFT_LOG_FORMAT) return format;
+    if (format > RAFT_LOG_FORMAT)
+      throw new Error(
+        `${this.path}: raft.db format ${format} is newer than this version supports (${RAFT_LOG_FORMAT}); run a newer timestore`,
+      );
+    db.transaction(() => {
+      const hasEntries = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'entries'`).get() !== undefined;
+      if (!hasEntries) {
+        db.exec(`
+          CREATE TABLE entries (
+            idx INTEGER PRIMARY KEY,
+            term INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL,
+            crc INTEGER
+          );
+          CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, crc INTEGER);
+        `);
+      } else {
+        // Format 0: the rows as they are now get checksums. Damage done before this upgrade is not
+        // detectable (there was nothing to compare with); from here on every change is.
+        db.exec(`ALTER TABLE entries ADD COLUMN crc INTEGER; ALTER TABLE meta ADD COLUMN crc INTEGER;`);
+        const setEntry = db.prepare('UPDATE entries SET crc = ? WHERE idx = ?');
+        const rows = db.prepare('SELECT idx, term, kind, data FROM entries').all() as EntryRow[];
+        for (const r of rows) setEntry.run(entryChecksum(r.idx, r.term, r.kind, r.data), r.idx);
+        const setMeta = db.prepare('UPDATE meta SET crc = ? WHERE key = ?');
+        for (const r of db.prepare('SELECT key, value FROM meta').all() as Array<{
+          key: string;
+          value: string;
+        }>)
+          setMeta.run(metaChecksum(r.key, r.value), r.key);
+      }
+      db.pragma(`user_version = ${RAFT_LOG_FORMAT}`);
+    })();
+    return format;
+  }
+
+  /**
+   * The whole file: SQLite's own structure check, every meta and entry checksum, and the log's
+   * shape (indexes compactIndex+1..last without a gap, terms never decreasing). Throws
+   * RaftLogCorruptError naming the damaged index range.
+   */
+  private verifyAll(): { entries: number; meta: number } {
+    const problems: string[] = [];
+    let first: number | null = null;
+    let lastBad: number | null = null;
+    const bad = (index: number | null, problem: string) => {
+      if (problems.length < MAX_PROBLEMS) problems.push(problem);
+      if (index !== null) {
+        first ??= index;
+        lastBad = index;
+      }
+    };
+    const check = this.db.pragma('quick_check(5)', { simple: false }) as Array<{ quick_check: string }>;
+    if (!(check.length === 1 && check[0]!.quick_check === 'ok'))
+      for (const r of check) bad(null, `quick_check: ${r.quick_check}`);
+    let meta = 0;
+    for (const r of this.db.prepare('SELECT key, value, crc FROM meta').all() as Array<{
+      key: string;
+      value: string;
+      crc: number | null;
+    }>) {
+      meta++;
+      if (typeof r.value !== 'string' || r.crc !== metaChecksum(r.key, r.value))
+        bad(null, `meta row ${JSON.stringify(r.key)}: checksum mismatch`);
+    }
+    let entries = 0;
+    let expect = this.compactIndex + 1;
+    let prevTerm = this.compactTerm;
+    for (const row of this.db
+      .prepare('SELECT idx, term, kind, data, crc FROM entries ORDER BY idx')
+      .iterate() as Iterable<EntryRow>) {
+      entries++;
+      if (row.idx !== expect) {
+        first ??= Math.min(expect, row.idx);
+        bad(row.idx, `entries ${expect}..${row.idx - 1} are missing (the log must be contiguous)`);
+      }
+      expect = row.idx + 1;
+      const p = checkRow(row);
+      if (p) bad(row.idx, p);
+      else if (row.term < prevTerm) bad(row.idx, `entry ${row.idx}: term ${row.term} after term ${prevTerm}`);
+      if (!p) prevTerm = row.term;
+    }
+    if (problems.length > 0) throw this.corrupt({ firstBadIndex: first, lastBadIndex: lastBad, problems });
+    return { entries, meta };
+  }
+
+  /** A row read back from SQLite: verified, or RaftLogCorruptError. */
+  private verified(row: EntryRow): Entry {
+    const p = checkRow(row);
+    if (p) throw this.corrupt({ firstBadIndex: row.idx, lastBadIndex: row.idx, problems: [p] });
+    return { index: row.idx, term: row.term, kind: row.kind, data: row.data };
   }
 
   private getMeta<T>(key: string): T | undefined {
-    const row = this.stmts.getMeta.get(key) as { value: string } | undefined;
-    return row ? (JSON.parse(row.value) as T) : undefined;
+    const row = this.stmts.getMeta.get(key) as { value: string; crc: number | null } | undefined;
+    if (!row) return undefined;
+    if (typeof row.value !== 'string' || row.crc !== metaChecksum(key, row.value))
+      throw this.corrupt({
+        firstBadIndex: null,
+        lastBadIndex: null,
+        problems: [`meta row ${JSON.stringify(key)}: checksum mismatch`],
+      });
+    return JSON.parse(row.value) as T;
   }
 
   private putMeta(key: string, value: unknown): void {
-    this.stmts.putMeta.run(key, JSON.stringify(value));
+    const json = JSON.stringify(value);
+    this.stmts.putMeta.run(key, json, metaChecksum(key, json));
   }
 
   /** True when nothing was ever persisted (a brand-new node). */
@@ -228,13 +430,8 @@ export class RaftLogStore implements Storage {
       }
       return out;
     }
-    for (const row of this.stmts.range.iterate(lo, hi) as Iterable<{
-      idx: number;
-      term: number;
-      kind: Entry['kind'];
-      data: string;
-    }>) {
-      const e: Entry = { index: row.idx, term: row.term, kind: row.kind, data: row.data };
+    for (const row of this.stmts.range.iterate(lo, hi) as Iterable<EntryRow>) {
+      const e = this.verified(row);
       bytes += dataBytes(e);
       if (out.length > 0 && maxBytes !== undefined && bytes > maxBytes) break;
       out.push(e);
@@ -250,9 +447,9 @@ export class RaftLogStore implements Storage {
     if (index > this.last) throw new Error(`term(${index}): beyond the last index ${this.last}`);
     const tailStart = this.tail.length > 0 ? this.tail[0]!.index : Infinity;
     if (index >= tailStart) return this.tail[index - tailStart]!.term;
-    const row = this.stmts.termOf.get(index) as { term: number } | undefined;
+    const row = this.stmts.termOf.get(index) as EntryRow | undefined;
     if (!row) throw new CompactedError(index);
-    return row.term;
+    return this.verified(row).term;
   }
 
   firstIndex(): number {
@@ -281,7 +478,8 @@ export class RaftLogStore implements Storage {
       if (first >= tailStart) this.tail.length = first - tailStart;
       else this.tail = [];
     }
-    for (const e of entries) this.stmts.insert.run(e.index, e.term, e.kind, e.data);
+    for (const e of entries)
+      this.stmts.insert.run(e.index, e.term, e.kind, e.data, entryChecksum(e.index, e.term, e.kind, e.data));
     this.last = entries[entries.length - 1]!.index;
     if (this.tail.length === 0 || this.tail[this.tail.length - 1]!.index + 1 === first) {
       for (const e of entries) this.tail.push({ index: e.index, term: e.term, kind: e.kind, data: e.data });
@@ -388,8 +586,8 @@ export class RaftLogStore implements Storage {
       contexts: { ...this.snap.contexts },
     };
     const from = Math.max(this.snap.index, this.compactIndex);
-    for (const row of this.stmts.configs.iterate(from, index) as Iterable<{ idx: number; data: string }>) {
-      const cc = parseConfChange(row.data);
+    for (const row of this.stmts.configs.iterate(from, index) as Iterable<EntryRow>) {
+      const cc = parseConfChange(this.verified(row).data);
       if (cc) view = applyConfChange(view, cc);
     }
     return view;
@@ -405,6 +603,7 @@ export class RaftLogStore implements Storage {
   }
 }
 
+/** Opens (creating or migrating) raft.db; throws RaftLogCorruptError when it is damaged. */
 export function openRaftLog(path: string, opts?: RaftLogOptions): RaftLogStore {
   return new RaftLogStore(path, opts);
 }
