@@ -23,6 +23,7 @@ import {
   createLeaderLabeler,
   createMetrics,
   createRaftEventLogger,
+  inClusterTarget,
   injectTraceHeaders,
   metricsRouter,
   probesOpenApiPaths,
@@ -31,6 +32,7 @@ import {
   requestLogger,
   requestMetricsMiddleware,
   SpanKind,
+  staleLeaderDemoter,
   statStorageSizes,
   tracer,
   tracingMiddleware,
@@ -131,15 +133,35 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
     const raftMetrics = bindRaftStatus(metrics, raftStatus);
     const raftLog = createRaftEventLogger(log);
     raftEvents = raftLog;
-    labeler = createLeaderLabeler({ logger: log });
+    // In Kubernetes: the pod's role label, and once this pod is labelled leader in a term, the
+    // stale leader labels of the other members' pods (named like their node ids, as in a
+    // StatefulSet) from older terms set to follower.
+    const k8s = inClusterTarget();
+    const demote = k8s ? staleLeaderDemoter({ target: k8s, logger: log }) : null;
+    labeler = k8s
+      ? createLeaderLabeler({
+          target: k8s,
+          logger: log,
+          onApplied(value, term) {
+            if (value !== 'leader' || term === null || !demote) return;
+            const peers = driver
+              .members()
+              .map((m) => m.id)
+              .filter((id) => id !== config.id);
+            void demote(peers, term, () => driver.role === 'Leader' && driver.status().term === term);
+          },
+        })
+      : null;
     let lastRole: string | null = null;
+    let lastTerm = -1;
     const onChange = () => {
       const st = driver.status();
       raftMetrics.observe();
       raftLog.observe(st);
-      if (st.role !== lastRole) {
+      if (st.role !== lastRole || (st.role === 'Leader' && st.term !== lastTerm)) {
         lastRole = st.role;
-        labeler?.update(st.role);
+        lastTerm = st.term;
+        labeler?.update(st.role, st.term);
       }
     };
     onChange();
@@ -167,7 +189,9 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
     // Raft's own /readyz and /readyz/leader are mounted by the Raft node; /livez is ours.
     const probes = probesRouter(
       () => ({
-        phase: driver.isStopped && phase !== 'stopping' ? 'stopping' : phase,
+        // While running, the Raft node's own phase: a log replay or snapshot install gets the allowance.
+        phase:
+          driver.isStopped && phase !== 'stopping' ? 'stopping' : phase === 'running' ? raft.phase() : phase,
         raft: null,
         fatalError: driver.fatal ? driver.fatal.message : null,
         storageFault: fault(),

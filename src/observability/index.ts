@@ -4,3 +4,4 @@ export * from './probes.js';
 export * from './logger.js';
 export * from './tracing.js';
 export * from './leader-label.js';
+export * from './stale-leader-labels.js';

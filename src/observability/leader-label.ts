@@ -4,17 +4,23 @@
 //
 //   const labeler = createLeaderLabeler({ logger: log });   // null when not running in Kubernetes
 //   // after every Ready (cheap; only a change of the desired value issues a PATCH):
-//   labeler?.update(raftNode.status().role);
+//   labeler?.update(raftNode.status().role, raftNode.status().term);   // a leader label carries its term
 //   await labeler?.stop();                                  // on shutdown (after a final update('Follower'))
 //
-// The pod needs RBAC to patch itself: Role rule {apiGroups: [""], resources: ["pods"], verbs: ["get", "patch"]}
-// bound to its service account; POD_NAME and POD_NAMESPACE from the downward API (HOSTNAME and the
-// service-account namespace file are the fallbacks).
+// The pod needs RBAC on pods in its namespace: {apiGroups: [""], resources: ["pods"], verbs: ["get",
+// "patch"]} ("get" for stale-leader-labels.ts) bound to its service account (deploy/rbac/node-role.yaml); POD_NAME and POD_NAMESPACE from the
+// downward API (HOSTNAME and the service-account namespace file are the fallbacks).
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
 export const ROLE_LABEL = 'timestore.io/role';
+/**
+ * Set with `leader`: the Raft term it was won in. Another node that becomes leader in a later term
+ * may demote a pod whose leader label is older (stale-leader-labels.ts); never one from its own
+ * term or a later one.
+ */
+export const LEADER_TERM_ANNOTATION = 'timestore.io/leader-term';
 export type RoleLabelValue = 'leader' | 'follower';
 
 /** The label a node in Raft role `role` should carry: only the leader is 'leader'. */
@@ -22,9 +28,22 @@ export function desiredRoleLabel(role: string): RoleLabelValue {
   return role === 'Leader' ? 'leader' : 'follower';
 }
 
-/** JSON merge patch (RFC 7386) setting the role label, for PATCH /api/v1/namespaces/{ns}/pods/{name}. */
-export function roleLabelPatch(value: RoleLabelValue): { metadata: { labels: Record<string, string> } } {
-  return { metadata: { labels: { [ROLE_LABEL]: value } } };
+/**
+ * JSON merge patch (RFC 7386) setting the role label, for PATCH /api/v1/namespaces/{ns}/pods/{name};
+ * a leader label carries the term it was won in when known.
+ */
+export function roleLabelPatch(
+  value: RoleLabelValue,
+  term: number | null = null,
+): { metadata: { labels: Record<string, string>; annotations?: Record<string, string> } } {
+  return {
+    metadata: {
+      labels: { [ROLE_LABEL]: value },
+      ...(value === 'leader' && term !== null
+        ? { annotations: { [LEADER_TERM_ANNOTATION]: String(term) } }
+        : {}),
+    },
+  };
 }
 
 export interface KubeTarget {
@@ -46,7 +65,9 @@ const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
  */
 export function inClusterTarget(
   env: NodeJS.ProcessEnv = process.env,
-  saDir = SA_DIR,
+  // TIMESTORE_SERVICE_ACCOUNT_DIR: the same three files somewhere else, for a node run outside a pod
+  // against a real API server (test/k8s, a developer's machine).
+  saDir = env.TIMESTORE_SERVICE_ACCOUNT_DIR || SA_DIR,
   read: (p: string) => string = (p) => readFileSync(p, 'utf8'),
 ): KubeTarget | null {
   const host = env.KUBERNETES_SERVICE_HOST;
@@ -74,7 +95,7 @@ export function inClusterTarget(
 }
 
 export type PatchTransport = (req: {
-  method: 'PATCH';
+  method: 'PATCH' | 'GET';
   url: string;
   headers: Record<string, string>;
   body: string;
@@ -127,11 +148,16 @@ export interface LeaderLabelerOptions {
   /** After maxAttempts failures, try again this often until it works (default 30 s; 0 = give up). */
   retryForeverEveryMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Called after each successful PATCH (e.g. to demote stale leader labels once this pod is leader). */
+  onApplied?: (value: RoleLabelValue, term: number | null) => void;
 }
 
 export interface LeaderLabeler {
-  /** Records the node's current Raft role; a PATCH follows if the desired label changed. Never throws. */
-  update(role: string): void;
+  /**
+   * Records the node's current Raft role (and term: a leader label carries it); a PATCH follows if
+   * the desired label changed. Never throws.
+   */
+  update(role: string, term?: number): void;
   /** The label last applied successfully (null before the first success). */
   applied(): RoleLabelValue | null;
   /** Resolves when no PATCH is pending (tests, shutdown). */
@@ -156,8 +182,13 @@ export function createLeaderLabeler(opts: LeaderLabelerOptions = {}): LeaderLabe
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()));
   const url = `${target.apiServer}/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${encodeURIComponent(target.podName)}`;
 
-  let desired: RoleLabelValue | null = null;
-  let applied: RoleLabelValue | null = null;
+  // Desired and applied labels as keys: 'follower', 'leader', or 'leader@<term>'.
+  let desired: string | null = null;
+  let applied: string | null = null;
+  const parse = (key: string): { value: RoleLabelValue; term: number | null } => {
+    const [value, term] = key.split('@') as [RoleLabelValue, string | undefined];
+    return { value, term: term === undefined ? null : Number(term) };
+  };
   let running: Promise<void> | null = null;
   let stopped = false;
   // Interrupts a backoff sleep: on stop, and when the desired value changes.
@@ -167,7 +198,7 @@ export function createLeaderLabeler(opts: LeaderLabelerOptions = {}): LeaderLabe
       wake = null;
     });
 
-  const patchOnce = async (value: RoleLabelValue): Promise<void> => {
+  const patchOnce = async (value: RoleLabelValue, term: number | null): Promise<void> => {
     const res = await transport({
       method: 'PATCH',
       url,
@@ -176,7 +207,7 @@ export function createLeaderLabeler(opts: LeaderLabelerOptions = {}): LeaderLabe
         'content-type': 'application/merge-patch+json',
         accept: 'application/json',
       },
-      body: JSON.stringify(roleLabelPatch(value)),
+      body: JSON.stringify(roleLabelPatch(value, term)),
       ...(target.ca ? { ca: target.ca } : {}),
     });
     if (res.status < 200 || res.status >= 300) {
@@ -187,15 +218,21 @@ export function createLeaderLabeler(opts: LeaderLabelerOptions = {}): LeaderLabe
   const loop = async (): Promise<void> => {
     let attempt = 0;
     while (!stopped && desired !== null && desired !== applied) {
-      const value = desired;
+      const key = desired;
+      const { value, term } = parse(key);
       try {
-        await patchOnce(value);
-        applied = value;
+        await patchOnce(value, term);
+        applied = key;
         attempt = 0;
         opts.logger?.info(
-          { event: 'k8s.label', label: ROLE_LABEL, value, pod: target.podName },
+          { event: 'k8s.label', label: ROLE_LABEL, value, term, pod: target.podName },
           `pod label ${ROLE_LABEL}=${value}`,
         );
+        try {
+          opts.onApplied?.(value, term);
+        } catch {
+          // a callback's failure is not the label's
+        }
       } catch (err) {
         attempt++;
         const giveUp = attempt >= maxAttempts;
@@ -226,15 +263,16 @@ export function createLeaderLabeler(opts: LeaderLabelerOptions = {}): LeaderLabe
   };
 
   return {
-    update(role) {
-      const next = desiredRoleLabel(role);
+    update(role, term) {
+      const value = desiredRoleLabel(role);
+      const next = value === 'leader' && term !== undefined ? `leader@${term}` : value;
       const changed = next !== desired;
       desired = next;
       if (desired === applied) return;
       if (changed) wake?.(); // a new value is worth an immediate attempt even while backing off
       kick();
     },
-    applied: () => applied,
+    applied: () => (applied === null ? null : parse(applied).value),
     async idle() {
       while (running) await running;
     },

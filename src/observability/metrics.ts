@@ -144,7 +144,12 @@ function metricsFor(registry: Registry) {
       }),
       elections: new Counter({
         name: 'timestore_raft_elections_total',
-        help: 'Elections this node started (transitions to Candidate).',
+        help: 'Elections this node started: terms it entered as Candidate (or straight as Leader). Pre-votes are timestore_raft_prevotes_total.',
+        registers: r,
+      }),
+      prevotes: new Counter({
+        name: 'timestore_raft_prevotes_total',
+        help: 'Pre-vote rounds this node started (entering PreCandidate); a pre-vote does not change the term. A retry that never leaves PreCandidate is not seen.',
         registers: r,
       }),
       leaderChanges: new Counter({
@@ -331,8 +336,13 @@ export function bindRaftStatus(metrics: Metrics, getStatus: () => RaftStatusView
   let peersShown = new Set<string>();
 
   const observe = (s: RaftStatusView) => {
-    // Counted on entering Candidate, and again when a candidate moves to a new term (new election).
-    if (s.role === 'Candidate' && (prevRole !== 'Candidate' || s.term !== prevTerm)) g.elections.inc();
+    // A node enters a new term as Candidate or Leader only through an election it started itself
+    // (a vote request from someone else makes it a Follower of the new term). Counting new terms, not
+    // Candidate sightings, also counts an election won between two observations.
+    if ((s.role === 'Candidate' || s.role === 'Leader') && prevTerm >= 0 && s.term > prevTerm)
+      g.elections.inc();
+    // A pre-vote keeps the term, so only the role shows it.
+    if (s.role === 'PreCandidate' && prevRole !== 'PreCandidate') g.prevotes.inc();
     prevRole = s.role;
     prevTerm = s.term;
     // A term has at most one leader: every new (leader, term) pair is one change of leadership.

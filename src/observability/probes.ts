@@ -105,6 +105,38 @@ export function liveness(
   return { ok: true, detail: startup ? `alive (${state.phase})` : 'alive' };
 }
 
+/** What a starting node knows about its catching up, for `startupPhase`. */
+export interface StartupProgress {
+  appliedIndex: number;
+  /**
+   * The commit index raft.db held when the process started: entries up to it are already known to be
+   * committed and are re-applied to data.db before the node serves fresh reads (its log replay).
+   */
+  replayUntil: number;
+  /** A snapshot being received from a leader: its index and when its last chunk arrived (ms). */
+  snapshot: { index: number; lastActivityMs: number } | null;
+  nowMs: number;
+  /** A transfer without a chunk for this long is abandoned (its leader died or sent something else). */
+  snapshotIdleMs: number;
+}
+
+/**
+ * The phase a `running` node reports while it still catches up: `installing-snapshot` while a
+ * snapshot transfer is live and not yet installed, `replaying` while the applied index is below the
+ * commit index it started with. Other phases (starting, stopping) pass through.
+ */
+export function startupPhase(base: NodePhase, p: StartupProgress): NodePhase {
+  if (base !== 'running') return base;
+  if (
+    p.snapshot &&
+    p.appliedIndex < p.snapshot.index &&
+    p.nowMs - p.snapshot.lastActivityMs < p.snapshotIdleMs
+  )
+    return 'installing-snapshot';
+  if (p.appliedIndex < p.replayUntil) return 'replaying';
+  return 'running';
+}
+
 /** Readiness: serving traffic makes sense (forwarding writes to a known leader, reads fresh enough). */
 export function readiness(state: ProbeState, opts: ProbeOptions = {}): ProbeResult {
   const maxLag = opts.maxLagEntries ?? DEFAULTS.maxLagEntries;

@@ -1,7 +1,8 @@
+// Unit tests of the leader labeler's logic with a fake transport: backoff, coalescing, stop, the
+// in-cluster target. What it does against a real Kubernetes API server (the PATCH itself, RBAC,
+// token re-reads, labels moving with leadership) is test/k8s/leader-label.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   createLeaderLabeler,
   desiredRoleLabel,
@@ -57,48 +58,34 @@ test('in-cluster target from the environment and the service-account mount; null
   assert.equal(createLeaderLabeler({ target: null }), null);
 });
 
-test('patches its own pod through the Kubernetes API with a merge patch and the bearer token', async (t) => {
-  const seen: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: unknown }> = [];
-  const api = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += String(c)));
-    req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: JSON.parse(body) });
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"kind":"Pod"}');
-    });
-  });
-  await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise((r) => api.close(r)));
-  let token = 'token-1';
-  const target: KubeTarget = {
-    apiServer: `http://127.0.0.1:${(api.address() as AddressInfo).port}`,
-    namespace: 'db',
-    podName: 'timestore-0',
-    token: () => token,
-  };
-  const labeler = createLeaderLabeler({ target })!;
-  labeler.update('Leader');
-  await labeler.idle();
-  assert.equal(labeler.applied(), 'leader');
-  labeler.update('Leader'); // unchanged: no request
-  await labeler.idle();
-  token = 'token-2'; // rotated projected token is picked up
-  labeler.update('Follower');
-  await labeler.idle();
-  await labeler.stop();
-  assert.equal(seen.length, 2);
-  assert.equal(seen[0]!.method, 'PATCH');
-  assert.equal(seen[0]!.url, '/api/v1/namespaces/db/pods/timestore-0');
-  assert.equal(seen[0]!.headers['content-type'], 'application/merge-patch+json');
-  assert.equal(seen[0]!.headers.authorization, 'Bearer token-1');
-  assert.deepEqual(seen[0]!.body, { metadata: { labels: { [ROLE_LABEL]: 'leader' } } });
-  assert.equal(seen[1]!.headers.authorization, 'Bearer token-2');
-  assert.deepEqual(seen[1]!.body, { metadata: { labels: { [ROLE_LABEL]: 'follower' } } });
-});
-
 const target: KubeTarget = { apiServer: 'https://k8s', namespace: 'ns', podName: 'p', token: () => 't' };
 const valueOf = (body: string) =>
   (JSON.parse(body) as ReturnType<typeof roleLabelPatch>).metadata.labels[ROLE_LABEL];
+
+test('an unchanged role sends nothing; each change sends one merge patch of the label', async () => {
+  const sent: Array<{ url: string; type: string | undefined; value: string | undefined }> = [];
+  const transport: PatchTransport = async (req) => {
+    sent.push({ url: req.url, type: req.headers['content-type'], value: valueOf(req.body) });
+    return { status: 200, body: '{}' };
+  };
+  const labeler = createLeaderLabeler({ target, transport })!;
+  labeler.update('Leader');
+  await labeler.idle();
+  labeler.update('Leader');
+  await labeler.idle();
+  labeler.update('Follower');
+  labeler.update('PreCandidate'); // still a follower label: nothing new to send
+  await labeler.idle();
+  await labeler.stop();
+  assert.deepEqual(sent, [
+    { url: 'https://k8s/api/v1/namespaces/ns/pods/p', type: 'application/merge-patch+json', value: 'leader' },
+    {
+      url: 'https://k8s/api/v1/namespaces/ns/pods/p',
+      type: 'application/merge-patch+json',
+      value: 'follower',
+    },
+  ]);
+});
 
 test('retries failures with exponential backoff, then succeeds', async () => {
   const sent: string[] = [];

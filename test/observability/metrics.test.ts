@@ -152,7 +152,7 @@ test('Raft gauges come from the status getter at scrape time; peer series only o
   assert.equal(sampleValue(text, 'timestore_raft_peer_match_index{peer="n2"}'), undefined);
 });
 
-test('elections and leader changes are counted from observed transitions', async () => {
+test('elections, pre-votes and leader changes are counted from observed transitions', async () => {
   const metrics = createMetrics(undefined, { defaultMetrics: false });
   let s = leaderStatus({ role: 'Follower', leaderId: null, term: 1, progress: null });
   const b = bindRaftStatus(metrics, () => s);
@@ -167,14 +167,21 @@ test('elections and leader changes are counted from observed transitions', async
     { role: 'Follower', leaderId: null, term: 4 },
     { role: 'Follower', leaderId: 'n2', term: 4 }, // leader change 2
     { role: 'Follower', leaderId: 'n2', term: 5 }, // n2 re-elected in a new term: change 3
+    { role: 'PreCandidate', leaderId: null, term: 5 }, // pre-vote 2 (no new term: no election)
+    { role: 'PreCandidate', leaderId: null, term: 5 }, // the same pre-vote observed twice
+    { role: 'Follower', leaderId: 'n2', term: 5 }, // pre-vote lost: n2 is still there
+    { role: 'PreCandidate', leaderId: null, term: 5 }, // pre-vote 3
+    { role: 'Leader', leaderId: 'n1', term: 6 }, // election 3, won before Candidate was observed; change 4
+    { role: 'Follower', leaderId: null, term: 7 }, // a vote request from another node: not our election
   ];
   for (const over of seq) {
     s = leaderStatus({ ...over, progress: null });
     b.observe();
   }
   const text = await metrics.registry.metrics();
-  assert.equal(sampleValue(text, 'timestore_raft_elections_total'), 2);
-  assert.equal(sampleValue(text, 'timestore_raft_leader_changes_total'), 3);
+  assert.equal(sampleValue(text, 'timestore_raft_elections_total'), 3);
+  assert.equal(sampleValue(text, 'timestore_raft_prevotes_total'), 3);
+  assert.equal(sampleValue(text, 'timestore_raft_leader_changes_total'), 4);
 });
 
 test('a failing status getter does not break the scrape', async () => {

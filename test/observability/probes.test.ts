@@ -7,7 +7,9 @@ import {
   liveness,
   probesRouter,
   readiness,
+  startupPhase,
   type EventLoopMonitor,
+  type NodePhase,
   type ProbeRaftStatus,
   type ProbeState,
 } from '../../src/observability/probes.js';
@@ -120,6 +122,37 @@ test('readiness: table', () => {
   );
   const lag = readiness(running({ commitIndex: 2000, appliedIndex: 100 }));
   assert.ok(!lag.ok && /1900 entries behind/.test(lag.detail), 'detail names the lag');
+});
+
+test('startup phase: replaying below the boot commit index, installing while a transfer is live', () => {
+  const base = { appliedIndex: 10, replayUntil: 10, snapshot: null, nowMs: 100_000, snapshotIdleMs: 10_000 };
+  const table: Array<[string, Parameters<typeof startupPhase>, NodePhase]> = [
+    ['caught up', ['running', base], 'running'],
+    ['replaying', ['running', { ...base, appliedIndex: 3 }], 'replaying'],
+    ['starting passes through', ['starting', { ...base, appliedIndex: 3 }], 'starting'],
+    ['stopping passes through', ['stopping', { ...base, appliedIndex: 3 }], 'stopping'],
+    [
+      'live transfer',
+      ['running', { ...base, snapshot: { index: 50, lastActivityMs: 95_000 } }],
+      'installing-snapshot',
+    ],
+    [
+      'a live transfer wins over a replay',
+      ['running', { ...base, appliedIndex: 3, snapshot: { index: 50, lastActivityMs: 99_000 } }],
+      'installing-snapshot',
+    ],
+    [
+      'abandoned transfer (idle too long)',
+      ['running', { ...base, snapshot: { index: 50, lastActivityMs: 90_000 } }],
+      'running',
+    ],
+    [
+      'installed (applied reached its index)',
+      ['running', { ...base, appliedIndex: 50, snapshot: { index: 50, lastActivityMs: 99_000 } }],
+      'running',
+    ],
+  ];
+  for (const [name, args, want] of table) assert.equal(startupPhase(...args), want, name);
 });
 
 test('leader readiness: table', () => {

@@ -111,6 +111,10 @@ export interface DriverOptions {
   logger?: Logger;
   rpcTimeoutMs?: number;
   observer?: DriverObserver;
+  /** Most entries applied to data.db per event-loop turn, so a long log replay lets probes answer (default 5000). */
+  applyChunkEntries?: number;
+  /** Bytes per snapshot chunk sent to a follower (default 1 MiB). */
+  snapshotChunkBytes?: number;
 }
 
 /** A trace of one proposal (src/observability/tracing.ts startProposalSpan fits it). */
@@ -258,6 +262,7 @@ export class RaftDriver implements RaftRpcHandler {
         this.schedule();
       },
       snapshotSource: (index) => this.snapshotSource(index),
+      ...(opts.snapshotChunkBytes ? { snapshotChunkBytes: opts.snapshotChunkBytes } : {}),
       rpcTimeoutMs: opts.rpcTimeoutMs ?? Math.max(1_000, opts.electionTimeoutMs * 2),
       appendWindow: Number(process.env.TIMESTORE_RAFT_APPEND_WINDOW ?? 2) || 2,
       snapshotChunkBytes: Number(process.env.TIMESTORE_SNAPSHOT_CHUNK_BYTES) || undefined,
@@ -707,7 +712,7 @@ export class RaftDriver implements RaftRpcHandler {
     // 1. A snapshot received from the leader goes into data.db first (atomic restore), with a
     //    marker so that a crash between the restore and the raft.db write is finished on restart.
     if (rd.snapshot) {
-      this.drainApply();
+      this.drainApply(Infinity);
       this.installSnapshotData(rd.snapshot);
     }
 
@@ -792,11 +797,16 @@ export class RaftDriver implements RaftRpcHandler {
   private applyQueue: Entry[] = [];
   private applyScheduled = false;
 
-  private drainApply(): void {
+  private drainApply(limit = this.opts.applyChunkEntries ?? 5_000): void {
     this.applyScheduled = false;
     if (this.stopped || this.applyQueue.length === 0) return;
-    const entries = this.applyQueue;
-    this.applyQueue = [];
+    const entries = this.applyQueue.length > limit ? this.applyQueue.splice(0, limit) : this.applyQueue;
+    if (entries === this.applyQueue) this.applyQueue = [];
+    else {
+      // The rest in a later turn: HTTP (probes, status) is answered in between.
+      this.applyScheduled = true;
+      setImmediate(() => this.drainApply());
+    }
     const ta = performance.now();
     try {
       this.apply(entries);

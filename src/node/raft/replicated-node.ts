@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NextFunction, Request, Response, Router } from 'express';
-import { probesRouter, type NodePhase } from '../../observability/probes.js';
+import { probesRouter, startupPhase, type NodePhase } from '../../observability/probes.js';
 import { RaftNode } from '../../raft/raft-node.js';
 import type { RaftConfig, RaftNodeApi } from '../../raft/types.js';
 import type { DataStore } from '../../storage/data-store.js';
@@ -56,6 +56,8 @@ export interface ReplicatedNode {
   routers: Router[];
   /** Start ticking (call once the HTTP server listens); a --join node asks to be added. */
   start(): void;
+  /** starting, replaying, installing-snapshot, running or stopping: what the probes report. */
+  phase(): NodePhase;
   /**
    * First step of a graceful stop, while the HTTP server still serves: a leader hands leadership
    * to the most up-to-date voter and waits (bounded) until the new leader is known. Then the
@@ -63,6 +65,11 @@ export interface ReplicatedNode {
    * service.close() (stops the Raft loop, closes raft.db), then closes data.db.
    */
   prepareShutdown(opts?: { transferTimeoutMs?: number }): Promise<void>;
+}
+
+/** `{ [key]: value }` when value is defined, else `{}` (options that have their own default). */
+function optional<K extends string>(key: K, value: number | undefined): { [P in K]?: number } {
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: number });
 }
 
 function envInt(name: string): number | undefined {
@@ -89,6 +96,8 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
   );
   const data = deps.data;
 
+  // A cluster bootstrapped just now has its founding config entries committed: nothing to replay.
+  const bootstrappedNow = raftLog.isEmpty();
   if (raftLog.isEmpty()) {
     if (config.peers) {
       raftLog.bootstrap(config.peers);
@@ -120,8 +129,16 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     snapshotThreshold: deps.snapshotThreshold ?? envInt('TIMESTORE_SNAPSHOT_ENTRIES') ?? 10_000,
     snapshotCatchUpEntries:
       deps.snapshotCatchUpEntries ?? envInt('TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES') ?? 1_000,
+    ...optional('applyChunkEntries', envInt('TIMESTORE_APPLY_CHUNK_ENTRIES')),
+    ...optional('snapshotChunkBytes', envInt('TIMESTORE_SNAPSHOT_CHUNK_BYTES')),
     logger: log,
   });
+  // Entries raft.db knows to be committed but data.db has not applied yet (data.db restored from an
+  // older snapshot, lost, or behind after a machine crash): the driver re-applies them first.
+  const replayUntil = raftLog.hardState().commit;
+  const replayFrom = driver.appliedIndex();
+  // A snapshot transfer with no chunk for this long was abandoned by its leader.
+  const snapshotIdleMs = Math.max(10_000, config.electionTimeoutMs * 5);
   let joinAbort: AbortController | null = null;
   let closed = false;
   const closeRaft = () => {
@@ -142,11 +159,21 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
   });
   // Readiness (GET /readyz, /readyz/leader): member, leader known, caught up. /livez stays the API's.
   let phase: NodePhase = 'starting';
+  const currentPhase = (): NodePhase =>
+    driver.isStopped && phase !== 'stopping'
+      ? 'stopping'
+      : startupPhase(phase, {
+          appliedIndex: driver.appliedIndex(),
+          replayUntil,
+          snapshot: driver.snapshots.transfer(),
+          nowMs: Date.now(),
+          snapshotIdleMs,
+        });
   const probes = probesRouter(
     () => {
       const st = driver.status();
       return {
-        phase: driver.isStopped && phase !== 'stopping' ? 'stopping' : phase,
+        phase: currentPhase(),
         raft: { ...st, appliedIndex: driver.appliedIndex() },
         leaderCommitIndex:
           st.role === 'Leader' ? st.commitIndex : Math.max(st.commitIndex, driver.leaderCommitSeen),
@@ -204,7 +231,20 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     service,
     driver,
     routers,
+    phase: currentPhase,
     start() {
+      if (replayFrom < replayUntil && !bootstrappedNow) {
+        const started = Date.now();
+        log.info({ from: replayFrom + 1, to: replayUntil }, 'replaying the Raft log into data.db');
+        const off = driver.onChange(() => {
+          if (driver.appliedIndex() < replayUntil) return;
+          off();
+          log.info(
+            { entries: replayUntil - replayFrom, ms: Date.now() - started },
+            'Raft log replay finished',
+          );
+        });
+      }
       driver.start();
       phase = 'running';
       if (config.join && raftLog.lastIndex() === 0) {

@@ -11,9 +11,25 @@ import { failpoint } from '../failpoints.js';
 
 export class SnapshotReceiver implements SnapshotReceiverApi {
   private busy: Promise<unknown> = Promise.resolve();
+  private current: { index: number; lastActivityMs: number } | null = null;
 
-  constructor(private readonly dir: string) {
+  constructor(
+    private readonly dir: string,
+    private readonly now: () => number = Date.now,
+  ) {
     mkdirSync(dir, { recursive: true });
+  }
+
+  /**
+   * The transfer being received (index, time of its last request), for the `installing-snapshot`
+   * probe phase; null when none was started or the last one failed its checksum.
+   */
+  transfer(): { index: number; lastActivityMs: number } | null {
+    return this.current;
+  }
+
+  private touch(index: number): void {
+    this.current = { index, lastActivityMs: this.now() };
   }
 
   private name(leaderId: string, index: number, sha256: string): string {
@@ -36,6 +52,7 @@ export class SnapshotReceiver implements SnapshotReceiverApi {
   }
 
   status(leaderId: string, index: number, _size: number, sha256: string): Promise<{ offset: number }> {
+    this.touch(index);
     return this.serial(async () => {
       const path = this.name(leaderId, index, sha256);
       // A new transfer: drop partial files of other transfers.
@@ -55,6 +72,7 @@ export class SnapshotReceiver implements SnapshotReceiverApi {
     data: Buffer,
     chunkSha: string,
   ): Promise<{ offset: number; conflict?: boolean }> {
+    this.touch(index);
     return this.serial(async () => {
       if (createHash('sha256').update(data).digest('hex') !== chunkSha)
         throw new WireError('chunk checksum mismatch');
@@ -79,6 +97,7 @@ export class SnapshotReceiver implements SnapshotReceiverApi {
       const got = await fileSha256(path).catch(() => ({ size: -1, sha256: '' }));
       if (got.size !== size || got.sha256 !== sha256) {
         rmSync(path, { force: true });
+        if (this.current?.index === index) this.current = null;
         throw new WireError(
           `snapshot file incomplete or corrupt (${got.size} of ${size} bytes; checksum ${got.sha256 === sha256 ? 'ok' : 'mismatch'})`,
         );
