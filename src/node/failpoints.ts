@@ -186,11 +186,12 @@ export function failpoint(name: FailpointName): void {
 }
 
 /**
- * The hook to hand to layers that may not import this module (src/storage): undefined when nothing
- * is armed, so their call sites (`this.opts.failpoint?.(...)`) cost nothing.
+ * The hook to hand to layers that may not import this module (src/storage): undefined unless one
+ * of `names` (the points of that layer) is armed, so their call sites (`this.opts.failpoint?.(...)`)
+ * cost nothing and their behaviour stays the same.
  */
-export function failpointHook(): ((name: FailpointName) => void) | undefined {
-  return active === null ? undefined : failpoint;
+export function failpointHook<N extends FailpointName>(...names: N[]): ((name: N) => void) | undefined {
+  return active !== null && names.some((n) => active!.names().includes(n)) ? failpoint : undefined;
 }
 
 export function plantedBug(name: PlantedBug): boolean {

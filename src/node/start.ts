@@ -110,7 +110,7 @@ function openStoreChecked(config: NodeConfig, path: string, logger?: Logger): Da
     const opened = openVerifiedDataStore(path, {
       store: {
         synchronous: member ? 'NORMAL' : 'FULL',
-        failpoint: failpointHook(),
+        failpoint: failpointHook('snapshot.mid-copy', 'install.mid-swap', 'apply.mid-batch'),
         plantedBug: plantedBug('apply-no-txn') ? 'apply-no-txn' : null,
       },
       onCorrupt: member ? 'quarantine' : 'refuse',

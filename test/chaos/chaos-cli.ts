@@ -21,6 +21,7 @@ const { values } = parseArgs({
     'register-clients': { type: 'string' },
     json: { type: 'string' },
     'snapshot-entries': { type: 'string' },
+    'slow-disk-ms': { type: 'string' },
     echo: { type: 'boolean', default: false },
     'stale-read-demo': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -33,6 +34,7 @@ if (values.help) {
        [--election-timeout-ms 1000] [--heartbeat-ms 100] [--append-clients N] [--register-clients N]
        [--json results.json] [--echo]
        [--snapshot-entries N]   nodes snapshot and compact their log every N entries (TIMESTORE_SNAPSHOT_ENTRIES)
+       [--slow-disk-ms MS]      what the slow-disk fault adds to each raft.db persist (default 50)
        [--stale-read-demo [--read-consistency none|linearizable]]   the planted stale-read scenario
 fault kinds: ${faultKinds.join(', ')}`);
   process.exit(0);
@@ -107,6 +109,7 @@ for (let i = 0; i < runs && !interrupted; i++) {
       electionTimeoutMs: num('election-timeout-ms', values['election-timeout-ms']),
       heartbeatMs: num('heartbeat-ms', values['heartbeat-ms']),
       faultKinds: kinds,
+      ...(values['slow-disk-ms'] ? { slowDiskMs: num('slow-disk-ms', values['slow-disk-ms']) } : {}),
       ...(values['snapshot-entries']
         ? {
             env: {

@@ -276,7 +276,6 @@ export class RaftDriver implements RaftRpcHandler {
       ...(opts.snapshotChunkBytes ? { snapshotChunkBytes: opts.snapshotChunkBytes } : {}),
       rpcTimeoutMs: opts.rpcTimeoutMs ?? Math.max(1_000, opts.electionTimeoutMs * 2),
       appendWindow: Number(process.env.TIMESTORE_RAFT_APPEND_WINDOW ?? 2) || 2,
-      snapshotChunkBytes: Number(process.env.TIMESTORE_SNAPSHOT_CHUNK_BYTES) || undefined,
       logger: this.log,
     });
   }

@@ -101,7 +101,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
   // Verified on open (every checksum, the log's shape): a damaged raft.db stops the start here.
   const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'), {
     remedy: raftLogRemedy(config),
-    failpoint: failpointHook(),
+    failpoint: failpointHook('compact.mid-transaction'),
   });
   const report = raftLog.openReport;
   if (report.formatBefore === 0 && !raftLog.isEmpty())

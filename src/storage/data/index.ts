@@ -848,9 +848,12 @@ export class SqliteDataStore implements DataStore {
     rmSync(tmp, { force: true });
     // The online backup API copies pages in steps and yields between them; writes made through
     // this connection meanwhile are copied too, so the result is the state when it finished.
-    // With a failpoint armed the copy goes 8 pages a step, so a crash can land in the middle of it.
-    const progress = this.opts.failpoint && (() => (this.opts.failpoint?.('snapshot.mid-copy'), 8));
-    await (progress ? this.db.backup(tmp, { progress }) : this.db.backup(tmp));
+    // With the failpoint armed the copy goes 8 pages a step, so a crash can land in the middle of it.
+    const progress = () => {
+      this.opts.failpoint?.('snapshot.mid-copy');
+      return 8;
+    };
+    await (this.opts.failpoint ? this.db.backup(tmp, { progress }) : this.db.backup(tmp));
     let index: number;
     const copy = new Database(tmp);
     try {
