@@ -108,7 +108,7 @@ function openRaftLogOrRepair(config: NodeConfig, log: Logger): RaftLogStore {
       const others = voters.filter((v) => v !== config.id).length;
       // The other voters must elect a leader without this one: at least two of them (n >= 3).
       // (A learner's acknowledgements never count: its truncation needs no such condition.)
-      if (voters.includes(config.id) && others < 2)
+      if (voters.length === 0 || (voters.includes(config.id) && others < 2))
         throw new RaftLogCorruptError(
           path,
           damage,
