@@ -8,10 +8,10 @@ import type express from 'express';
 import type { Logger } from 'pino';
 import { createApp, type ExtraRouter } from '../api/index.js';
 import type { DataStore } from '../storage/data-store.js';
-import { CorruptionGuard, guardDataStore, type StorageFault } from '../storage/integrity/corruption-guard.js';
-import { corruptionMarkerPath, openVerifiedDataStore } from '../storage/integrity/data-file.js';
+import type { CorruptionGuard, StorageFault } from '../storage/integrity/corruption-guard.js';
 import { ConfigError, type NodeConfig } from './config.js';
-import { armFailpoints, failpointHook, plantedBug } from './failpoints.js';
+import { armFailpoints } from './failpoints.js';
+import { openGuardedDataStore } from './data-store-open.js';
 import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
 import { createNodeObservability, type NodeObservability } from './observability.js';
@@ -89,58 +89,6 @@ function createService(
   return inner ? { service: guarded, raft: inner } : { service: guarded };
 }
 
-const DATA_CHECKS = ['quick_check', 'integrity_check', 'none'] as const;
-
-/** TIMESTORE_DATA_CHECK: the SQLite check data.db gets on open (default quick_check). */
-function dataCheck(): (typeof DATA_CHECKS)[number] {
-  const v = process.env.TIMESTORE_DATA_CHECK;
-  if (v === undefined || v === '') return 'quick_check';
-  if ((DATA_CHECKS as readonly string[]).includes(v)) return v as (typeof DATA_CHECKS)[number];
-  throw new ConfigError(`TIMESTORE_DATA_CHECK=${v}: expected one of ${DATA_CHECKS.join(', ')}`);
-}
-
-/**
- * data.db, checked. A Raft member's damaged file is moved aside and rebuilt (the driver restores
- * the local snapshot and re-applies raft.db); a single node's is its only copy: it refuses to start.
- */
-function openStoreChecked(config: NodeConfig, path: string, logger?: Logger): DataStore {
-  const member = isRaftMember(config);
-  const check = dataCheck();
-  try {
-    const opened = openVerifiedDataStore(path, {
-      store: {
-        synchronous: member ? 'NORMAL' : 'FULL',
-        failpoint: failpointHook('snapshot.mid-copy', 'install.mid-swap', 'apply.mid-batch'),
-        plantedBug: plantedBug('apply-no-txn') ? 'apply-no-txn' : null,
-      },
-      onCorrupt: member ? 'quarantine' : 'refuse',
-      check,
-    });
-    if (opened.quarantined) {
-      logger?.error(
-        {
-          event: 'storage.corrupt',
-          file: 'data.db',
-          path,
-          detail: opened.quarantined.detail,
-          movedTo: opened.quarantined.movedTo,
-        },
-        `data.db is corrupt; moved it aside to ${opened.quarantined.movedTo[0]} (kept for analysis) and rebuilding it from the local snapshot and raft.db`,
-      );
-    } else {
-      logger?.info({ file: 'data.db', check, ms: opened.checkMs }, 'data.db integrity check passed');
-    }
-    return opened.store;
-  } catch (err) {
-    if ((err as Error).name === 'StorageCorruptError')
-      logger?.error(
-        { event: 'storage.corrupt', file: 'data.db', path, err: (err as Error).message },
-        'data.db is corrupt; refusing to start',
-      );
-    throw err;
-  }
-}
-
 export async function startNode(config: NodeConfig, opts: StartNodeOptions = {}): Promise<NodeHandle> {
   const logger = opts.logger;
   // Test-only (TIMESTORE_FAILPOINTS, TIMESTORE_TEST_BUG); a typo in them fails the start here.
@@ -150,18 +98,11 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
   // A Raft member's writes are durable in raft.db before they are applied, and the driver re-applies
   // from there (or from its local snapshot) after a crash, so data.db need not fsync each apply:
   // that takes one fsync off every write's path. A single node's data.db is its only record.
-  const dataPath = join(config.dataDir, 'data.db');
-  const raw = opts.openStore ? opts.openStore(config) : openStoreChecked(config, dataPath, logger);
-  const guard = new CorruptionGuard({
-    path: dataPath,
-    markerPath: corruptionMarkerPath(dataPath),
-    onFault: (f) =>
-      logger?.error(
-        { event: 'storage.corrupt', file: f.file, path: f.path, detail: f.detail },
-        `${f.file} is corrupt: this node stops serving data (503) until it is restarted, which rebuilds it`,
-      ),
+  const { store, guard } = openGuardedDataStore(config, {
+    member: isRaftMember(config),
+    ...(opts.openStore ? { openStore: opts.openStore } : {}),
+    ...(logger ? { logger } : {}),
   });
-  const store = guardDataStore(raw, guard);
   let service: ClosableService;
   let raft: ReplicatedNode | undefined;
   let http: HttpServerHandle;
@@ -178,6 +119,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
         data: store,
         hints,
         log: logger ?? silentLogger,
+        ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
       });
     }
     ({ service, raft } = createService(config, store, guard, logger));

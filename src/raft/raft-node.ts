@@ -527,9 +527,14 @@ export class RaftNode implements RaftNodeApi {
     this.randomizedElectionTimeout = et + Math.min(Math.max(r, 0), et - 1);
   }
 
+  /** See RaftConfig.abstainUntil: no votes and no campaigns until the commit index reaches it. */
+  private abstaining(): boolean {
+    return (this.cfg.abstainUntil ?? 0) > this.log.committed;
+  }
+
   private hup(transfer: boolean): void {
     if (this.role === 'Leader') return;
-    if (!this.promotable()) return;
+    if (!this.promotable() || this.abstaining()) return;
     if (this.cfg.preVote && !transfer) this.campaignPre();
     else this.campaignReal(transfer);
   }
@@ -568,7 +573,7 @@ export class RaftNode implements RaftNodeApi {
       this.vote === m.from ||
       (this.vote === null && this.leaderId === null) ||
       (m.preVote && m.term > this.term);
-    if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
+    if (canVote && !this.abstaining() && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
       // The response is only sent after the HardState holding this vote is durable (Ready contract).
       this.send({
         type: 'voteResponse',
@@ -639,7 +644,7 @@ export class RaftNode implements RaftNodeApi {
         break;
       case 'timeoutNow':
         // Skip PreVote: the leader asked for this election, and voters override their lease for it.
-        if (this.promotable()) this.campaignReal(true);
+        if (this.promotable() && !this.abstaining()) this.campaignReal(true);
         break;
       default:
         break;

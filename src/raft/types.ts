@@ -163,6 +163,13 @@ export interface RaftConfig {
   applied: number;
   /** Max bytes of entry data in one Ready's committedEntries (0 or absent = unlimited; at least one entry). */
   maxCommittedSizePerReady?: number;
+  /**
+   * This node lost log entries it may have acknowledged (a damaged log truncated on disk) up to
+   * this index. Until its commit index reaches it, it grants no vote (nor pre-vote) and never
+   * campaigns: a quorum that counted its acknowledgement must not elect a leader through it that
+   * lacks a committed entry. Absent or 0: a normal node.
+   */
+  abstainUntil?: number;
   /** Test-only: plant known bugs so the simulator can prove its checks bite. Never set in production. */
   bugs?: RaftBugs;
 }

@@ -7,15 +7,17 @@
 //   - raft.db: one byte flipped inside one entry. The member refuses to start, naming the file, the
 //     entry and the commands to run; the test runs them and the replaced member ends with every
 //     acknowledged write.
-//   - raft.db-wal and data.db-wal cut in the middle of their last frame (a write torn by a crash): SQLite's WAL
-//     checksums drop the torn transaction; the member starts and catches up.
+//   - the same with TIMESTORE_RAFT_LOG_REPAIR=truncate: the member truncates its log, abstains from
+//     elections until it has committed past the lost entries again, and ends with every write.
+//   - raft.db-wal ending in a torn frame, data.db-wal cut in the middle of its last frame (writes
+//     torn by a crash): SQLite's WAL checksums drop them; the member starts and catches up.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, get, post } from '../helpers/index.js';
 import { Cluster, WriteLoad, missingOn, type ClusterNode } from '../cluster/harness.js';
-import { flipInside, tearLastWalFrame, wreckLeafPage } from './damage.js';
+import { appendTornFrame, flipInside, tearLastWalFrame, wreckLeafPage } from './damage.js';
 
 const clusters: Cluster[] = [];
 after(async () => {
@@ -123,6 +125,11 @@ test('raft.db of a stopped member damaged inside an entry: refuses to start and 
     ),
   );
   assert.match(out, /refuses to start/);
+  assert.match(
+    out,
+    /restart it with TIMESTORE_RAFT_LOG_REPAIR=truncate/,
+    'entries only: the repair is offered',
+  );
   assert.match(out, /"event":"storage.corrupt","file":"raft.db"/);
   const remove = out.match(/curl -X POST (\S+)\/cluster\/remove/);
   assert.ok(remove, `the message gives the remove command:\n${out.slice(-3000)}`);
@@ -147,7 +154,41 @@ test('raft.db of a stopped member damaged inside an entry: refuses to start and 
   await assertHasAll(c, f!, acked);
 });
 
-test('raft.db-wal and data.db-wal of a killed member cut mid-frame: SQLite drops the torn transaction; the member starts and catches up', async () => {
+test('raft.db damaged inside an entry, TIMESTORE_RAFT_LOG_REPAIR=truncate: truncated, abstains until caught up, has every write', async () => {
+  const c = await Cluster.start();
+  clusters.push(c);
+  const load = new WriteLoad(() => c.live(), 4);
+  await load.waitAcked(150);
+  const [f] = await c.followers();
+  await f!.stop();
+  const raftDb = join(f!.dataDir, 'raft.db');
+  const acked = load.acked();
+  flipInside(raftDb, acked[Math.floor(acked.length / 2)]!);
+  await load.waitAcked(50);
+
+  c.env.TIMESTORE_RAFT_LOG_REPAIR = 'truncate'; // only f restarts with it
+  await f!.start();
+  const repaired = f!
+    .output()
+    .match(/raft\.db was damaged from entry (\d+): truncated there \(entries \d+\.\.(\d+) dropped\)/);
+  assert.ok(repaired, `no repair line:\n${f!.output().slice(-3000)}`);
+  assert.match(f!.output(), /"event":"raft.abstain"/);
+  await eventually(
+    async () => /caught up past the lost entries: votes and campaigns again/.test(f!.output()),
+    `${f!.id} to commit past index ${repaired[2]} and vote again`,
+    90_000,
+    200,
+  );
+  await ready(f!);
+  await load.waitAcked(50);
+  await load.stop();
+  await assertHasAll(c, f!, load.acked());
+  // An ordinary voter again: the others stopped, it can be elected with one of them.
+  const st = await f!.status();
+  assert.ok(st.members.some((m) => m.id === f!.id && m.voter));
+});
+
+test('torn WAL frames of a killed member (raft.db-wal, data.db-wal): SQLite drops them; the member starts and catches up', async () => {
   const c = await Cluster.start();
   clusters.push(c);
   const load = new WriteLoad(() => c.live(), 4);
@@ -157,9 +198,12 @@ test('raft.db-wal and data.db-wal of a killed member cut mid-frame: SQLite drops
   const wal = join(f!.dataDir, 'raft.db-wal');
   assert.ok(existsSync(wal), 'a killed node leaves its -wal');
   const pageSize = readFileSync(wal).readUInt32BE(8); // WAL header: page size at offset 8
-  const torn = tearLastWalFrame(wal, pageSize);
-  assert.ok(torn.frames >= 1);
-  // data.db's -wal too (a member's data.db fsyncs only at checkpoints, so it has one as well).
+  // raft.db: a torn transaction after the last complete one. (Cutting the last complete one
+  // instead would take back entries this node fsync'd and acknowledged: not a torn write.)
+  const before = readFileSync(wal).length;
+  assert.ok(appendTornFrame(wal, pageSize) > before);
+  // data.db's -wal: its last transaction itself cut mid-frame. A member's data.db fsyncs only at
+  // checkpoints, so losing its last applies is allowed: they are re-applied from raft.db.
   const dataWal = join(f!.dataDir, 'data.db-wal');
   assert.ok(existsSync(dataWal), 'a killed member leaves data.db-wal');
   tearLastWalFrame(dataWal, readFileSync(dataWal).readUInt32BE(8));

@@ -72,3 +72,23 @@ export function tearLastWalFrame(walPath: string, pageSize: number): { frames: n
   truncateSync(walPath, size);
   return { frames, size };
 }
+
+/**
+ * Append the first half of a copy of the last frame: a transaction whose write was torn by a crash
+ * before its fsync returned, so it was never acknowledged. Returns the new size.
+ */
+export function appendTornFrame(walPath: string, pageSize: number): number {
+  const frames = walFrames(walPath, pageSize);
+  if (frames < 1) throw new Error(`${walPath}: no complete frame to copy`);
+  const frameSize = 24 + pageSize;
+  const bytes = readFileSync(walPath);
+  const last = bytes.subarray(32 + (frames - 1) * frameSize, 32 + frames * frameSize);
+  const torn = last.subarray(0, 24 + Math.floor(pageSize / 2));
+  const fd = openSync(walPath, 'a');
+  try {
+    writeSync(fd, torn);
+  } finally {
+    closeSync(fd);
+  }
+  return statSync(walPath).size;
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { openDataStore } from '../../src/storage/data/index.js';
@@ -85,7 +85,7 @@ function damagedNode(peerUrl: string): { dataDir: string } {
   return { dataDir };
 }
 
-async function run(snapIndex: number, opts: { tamper?: boolean; term?: number } = {}) {
+async function run(snapIndex: number, opts: { tamper?: boolean; term?: number; damagedLocal?: number } = {}) {
   const file = await peerSnapshot(snapIndex);
   const meta: SnapshotMeta = {
     index: snapIndex,
@@ -95,6 +95,10 @@ async function run(snapIndex: number, opts: { tamper?: boolean; term?: number } 
   };
   const url = await servePeer(file, meta, opts.tamper);
   const { dataDir } = damagedNode(url);
+  if (opts.damagedLocal !== undefined) {
+    mkdirSync(join(dataDir, 'snapshots'), { recursive: true });
+    writeFileSync(join(dataDir, 'snapshots', `snap-${opts.damagedLocal}.db`), Buffer.alloc(4096, 0x33));
+  }
   const data = openDataStore(join(dataDir, 'data.db'));
   const result = await recoverDataFromPeers({ selfId: 'n1', dataDir, data, log: silent });
   const applied = data.appliedIndex();
@@ -108,7 +112,7 @@ async function run(snapIndex: number, opts: { tamper?: boolean; term?: number } 
     hard: log.hardState(),
   };
   log.close();
-  return { result, applied, count, after };
+  return { result, applied, count, after, dataDir };
 }
 
 test('the peer snapshot agrees with the log at its index: data restored, log kept, commit raised', async () => {
@@ -149,4 +153,30 @@ test('a snapshot that arrives changed (sha256 mismatch) is refused; nothing chan
   assert.equal(r.result.action, 'impossible');
   assert.match(JSON.stringify(r.result), /sha256 mismatch/);
   assert.equal(r.applied, 0);
+});
+
+test('a damaged local snapshot file is set aside (kept) and a peer snapshot used instead', async () => {
+  const r = await run(95, { damagedLocal: 60 });
+  assert.equal(r.result.action, 'restored');
+  assert.equal(r.applied, 95);
+  const snap = join(r.dataDir, 'snapshots', 'snap-60.db');
+  assert.equal(existsSync(snap), false, 'the driver will not pick it');
+  assert.ok(existsSync(`${snap}.corrupt`), 'kept for analysis');
+});
+
+test('a sound local snapshot that covers raft.db means nothing is fetched', async () => {
+  const file = await peerSnapshot(60);
+  const url = await servePeer(file, {
+    index: 60,
+    term: 1,
+    membership: { voters: ['n1', 'n2'], learners: [] },
+    contexts: {},
+  });
+  const { dataDir } = damagedNode(url);
+  mkdirSync(join(dataDir, 'snapshots'), { recursive: true });
+  writeFileSync(join(dataDir, 'snapshots', 'snap-60.db'), readFileSync(file));
+  const data = openDataStore(join(dataDir, 'data.db'));
+  const r = await recoverDataFromPeers({ selfId: 'n1', dataDir, data, log: silent });
+  data.close();
+  assert.deepEqual(r, { action: 'not-needed' }, 'the driver restores its own snapshot');
 });

@@ -169,3 +169,51 @@ test('a newer format than this version knows is refused with a clear message', (
   db.close();
   assert.throws(() => openRaftLog(path), /format 2 is newer than this version supports/);
 });
+
+test('damage only in entries is marked repairable; damage in metadata is not', () => {
+  const a = writeLog(20);
+  flipInside(a, 'marker-5-end');
+  assert.equal(corruptError(() => openRaftLog(a)).damage.entriesOnly, true);
+  const b = writeLog(20);
+  flipInside(b, '"vote":"n1"');
+  assert.equal(corruptError(() => openRaftLog(b)).damage.entriesOnly, false);
+});
+
+test('truncateDamaged: drops from the first bad entry, lowers commit, keeps term and vote, records abstainUntil', () => {
+  const path = writeLog(40);
+  flipInside(path, 'marker-17-end');
+  const err = corruptError(() => openRaftLog(path));
+  let s = openRaftLog(path, { verify: 'none' });
+  assert.deepEqual(s.truncateDamaged(err.damage.firstBadIndex!), { from: 17, oldLast: 40, abstainUntil: 40 });
+  s.close();
+  s = openRaftLog(path); // sound again
+  assert.equal(s.lastIndex(), 16);
+  assert.deepEqual(s.hardState(), { term: 2, vote: 'n1', commit: 16 });
+  assert.equal(s.abstainUntil(), 40);
+  assert.equal(s.entries(1, 17).length, 16);
+  s.clearAbstain();
+  s.close();
+  s = openRaftLog(path);
+  assert.equal(s.abstainUntil(), 0, 'cleared durably');
+  s.close();
+});
+
+test('truncateDamaged below the snapshot index: the snapshot starts the log', () => {
+  const path = join(tempDir('raftlog-integrity-'), 'raft.db');
+  let s = openRaftLog(path);
+  const es: Entry[] = [];
+  for (let i = 1; i <= 40; i++) es.push(entry(i));
+  s.persist({ entries: es, hardState: { term: 1, vote: null, commit: 40 } });
+  s.compact({ index: 30, term: 1, membership: { voters: ['n1'], learners: [] }, contexts: {} }, 20);
+  s.close();
+  flipInside(path, 'marker-25-end');
+  assert.equal(corruptError(() => openRaftLog(path)).damage.firstBadIndex, 25);
+  s = openRaftLog(path, { verify: 'none' });
+  s.truncateDamaged(25);
+  s.close();
+  s = openRaftLog(path);
+  assert.deepEqual([s.firstIndex(), s.lastIndex(), s.term(30)], [31, 30, 1]);
+  assert.equal(s.hardState().commit, 30);
+  assert.equal(s.abstainUntil(), 40);
+  s.close();
+});

@@ -8,7 +8,16 @@
 // agrees at that index, otherwise dropped (then it held nothing committed after that point that the
 // snapshot lacks). The hard state's term and vote are kept; commit rises to the snapshot index.
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,6 +35,8 @@ export interface DataRecoveryOptions {
   hints?: Record<NodeId, string>;
   log: Logger;
   timeoutMs?: number;
+  /** --cluster-secret: GET /raft/snapshot/latest is a peer endpoint and needs it when set. */
+  clusterSecret?: string;
 }
 
 export type DataRecoveryResult =
@@ -33,14 +44,40 @@ export type DataRecoveryResult =
   | { action: 'restored'; from: NodeId; index: number; keptLog: boolean }
   | { action: 'impossible'; tried: Array<{ id: NodeId; error: string }> };
 
-function newestLocalSnapshot(snapDir: string): number {
+/** True when the file opens as SQLite and passes quick_check. */
+function soundSqlite(path: string): boolean {
+  let db: Database.Database | null = null;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    return db.pragma('quick_check', { simple: true }) === 'ok';
+  } catch {
+    return false;
+  } finally {
+    db?.close();
+  }
+}
+
+/**
+ * Index of the newest sound local snapshot file (0: none). A damaged one is renamed
+ * `<name>.corrupt` (kept, and no longer picked by the driver) so that a peer's is fetched instead.
+ */
+function newestLocalSnapshot(snapDir: string, log: Logger): number {
   if (!existsSync(snapDir)) return 0;
-  let best = 0;
+  const found: number[] = [];
   for (const f of readdirSync(snapDir)) {
     const m = /^snap-(\d+)\.db$/.exec(f);
-    if (m) best = Math.max(best, Number(m[1]));
+    if (m) found.push(Number(m[1]));
   }
-  return best;
+  for (const index of found.sort((a, b) => b - a)) {
+    const path = join(snapDir, `snap-${index}.db`);
+    if (soundSqlite(path)) return index;
+    renameSync(path, `${path}.corrupt`);
+    log.error(
+      { event: 'storage.corrupt', file: `snap-${index}.db`, movedTo: `${path}.corrupt` },
+      `local snapshot ${path} is damaged; kept as ${path}.corrupt, not used`,
+    );
+  }
+  return 0;
 }
 
 /** Downloads a peer's newest snapshot into `dir`; checks size and sha256. */
@@ -48,9 +85,11 @@ async function download(
   url: string,
   dir: string,
   timeoutMs: number,
+  clusterSecret: string | undefined,
 ): Promise<{ path: string; meta: SnapshotMeta }> {
   const res = await request(`${url}/raft/snapshot/latest`, {
     method: 'GET',
+    ...(clusterSecret ? { headers: { authorization: `Bearer ${clusterSecret}` } } : {}),
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
@@ -94,8 +133,8 @@ export async function recoverDataFromPeers(opts: DataRecoveryOptions): Promise<D
   const raftLog = openRaftLog(raftPath, { verify: 'none' });
   try {
     const need = raftLog.snapshotMeta().index;
-    if (opts.data.appliedIndex() >= need || newestLocalSnapshot(snapDir) >= need)
-      return { action: 'not-needed' };
+    if (opts.data.appliedIndex() >= need) return { action: 'not-needed' };
+    if (newestLocalSnapshot(snapDir, opts.log) >= need) return { action: 'not-needed' };
     const urls = new Map<NodeId, string>();
     for (const [id, url] of Object.entries(raftLog.membershipAt(raftLog.lastIndex()).contexts))
       if (id !== opts.selfId && url) urls.set(id, url);
@@ -111,7 +150,7 @@ export async function recoverDataFromPeers(opts: DataRecoveryOptions): Promise<D
     for (const [id, url] of urls) {
       let fetched: { path: string; meta: SnapshotMeta };
       try {
-        fetched = await download(url, incoming, opts.timeoutMs ?? 120_000);
+        fetched = await download(url, incoming, opts.timeoutMs ?? 120_000, opts.clusterSecret);
       } catch (err) {
         tried.push({ id, error: (err as Error).message });
         continue;

@@ -253,6 +253,8 @@ export class RaftDriver implements RaftRpcHandler {
       maxInflightMsgs: opts.maxInflightMsgs ?? 64,
       maxInflightBytes: 0,
       applied: this.applied,
+      // Set after a damaged raft.db was truncated: no votes, no campaigns until caught up again.
+      abstainUntil: this.raftLog.abstainUntil(),
     });
     this.term = this.raftLog.hardState().term;
 

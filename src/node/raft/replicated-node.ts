@@ -10,6 +10,7 @@ import { RaftNode } from '../../raft/raft-node.js';
 import type { RaftConfig, RaftNodeApi } from '../../raft/types.js';
 import type { DataStore } from '../../storage/data-store.js';
 import type { StorageFault } from '../../storage/integrity/corruption-guard.js';
+import { RaftLogCorruptError } from '../../storage/integrity/errors.js';
 import { openRaftLog, type RaftLogStore } from '../../storage/raft-log/index.js';
 import type { NodeConfig } from '../config.js';
 import { RaftDriver } from './driver.js';
@@ -95,14 +96,66 @@ function envInt(name: string): number | undefined {
   return Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
+const REPAIR_ENV = 'TIMESTORE_RAFT_LOG_REPAIR';
+
+/**
+ * Opens raft.db. When only entries are damaged, the cluster has at least two other voters, and
+ * TIMESTORE_RAFT_LOG_REPAIR=truncate, the log is truncated at the first damaged entry and the
+ * node abstains from elections until it has committed its old last index again (RaftConfig
+ * abstainUntil; test/raft/abstain.test.ts). Otherwise the RaftLogCorruptError stops the start.
+ */
+function openRaftLogOrRepair(config: NodeConfig, log: Logger): RaftLogStore {
+  const path = join(config.dataDir, 'raft.db');
+  const remedy = raftLogRemedy(config);
+  try {
+    return openRaftLog(path, { remedy, failpoint: failpointHook('compact.mid-transaction') });
+  } catch (err) {
+    if (!(err instanceof RaftLogCorruptError)) throw err;
+    const { damage } = err;
+    const mode = process.env[REPAIR_ENV];
+    if (!damage.entriesOnly || damage.firstBadIndex === null) throw err;
+    if (mode !== 'truncate') {
+      throw new RaftLogCorruptError(
+        path,
+        damage,
+        `${remedy} Or, since only entries are damaged, let the node repair itself: restart it with ${REPAIR_ENV}=truncate (it drops entries from ${damage.firstBadIndex} on and takes no part in elections until it has them again from the leader).`,
+      );
+    }
+    const store = openRaftLog(path, { verify: 'none', remedy });
+    try {
+      let voters: readonly string[];
+      try {
+        voters = store.membershipAt(damage.firstBadIndex - 1).membership.voters;
+      } catch {
+        voters = [];
+      }
+      const others = voters.filter((v) => v !== config.id).length;
+      // The other voters must elect a leader without this one: at least two of them (n >= 3).
+      // (A learner's acknowledgements never count: its truncation needs no such condition.)
+      if (voters.length === 0 || (voters.includes(config.id) && others < 2))
+        throw new RaftLogCorruptError(
+          path,
+          damage,
+          `${REPAIR_ENV}=truncate needs at least two other voters to elect a leader while this node abstains (voters: ${voters.join(', ') || 'unknown'}). ${remedy}`,
+        );
+      const r = store.truncateDamaged(damage.firstBadIndex);
+      log.error(
+        { event: 'raft.repair', file: 'raft.db', path, problems: damage.problems, ...r },
+        `raft.db was damaged from entry ${r.from}: truncated there (entries ${r.from}..${r.oldLast} dropped); this node abstains from elections until it commits index ${r.abstainUntil} again`,
+      );
+    } finally {
+      store.close();
+    }
+    return openRaftLog(path, { remedy, failpoint: failpointHook('compact.mid-transaction') });
+  }
+}
+
 export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDeps): ReplicatedNode {
   const log = deps.logger ?? silentLogger;
   mkdirSync(config.dataDir, { recursive: true });
-  // Verified on open (every checksum, the log's shape): a damaged raft.db stops the start here.
-  const raftLog: RaftLogStore = openRaftLog(join(config.dataDir, 'raft.db'), {
-    remedy: raftLogRemedy(config),
-    failpoint: failpointHook('compact.mid-transaction'),
-  });
+  // Verified on open (every checksum, the log's shape): a damaged raft.db stops the start here,
+  // unless the operator allowed the safe repair (TIMESTORE_RAFT_LOG_REPAIR=truncate).
+  const raftLog: RaftLogStore = openRaftLogOrRepair(config, log);
   const report = raftLog.openReport;
   if (report.formatBefore === 0 && !raftLog.isEmpty())
     log.info({ file: 'raft.db' }, 'raft.db migrated to the checksummed format (existing rows checksummed)');
@@ -210,6 +263,53 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     clusterRouter({ driver, service, logger: log }),
     readyz as unknown as Router,
   ];
+
+  const abstainUntil = raftLog.abstainUntil();
+  if (abstainUntil > 0) {
+    log.warn(
+      { event: 'raft.abstain', until: abstainUntil },
+      `this node lost log entries: it grants no votes and does not campaign until it has committed index ${abstainUntil} again`,
+    );
+    // The leader still believes this node holds what it acknowledged before (its match index
+    // never goes down), so it ignores this node's rejections and never resends the lost entries.
+    // A new leader starts every follower's progress afresh: while catch-up makes no progress, ask
+    // the leader to hand leadership to another voter (never to this one: it may not campaign).
+    let lastCommit = -1;
+    const nudge = setInterval(
+      () => {
+        const st = driver.status();
+        const leader = st.leaderId;
+        if (driver.isStopped || !leader || leader === config.id) return;
+        if (st.commitIndex > lastCommit) {
+          lastCommit = st.commitIndex;
+          return;
+        }
+        const to = st.membership.voters.find((v) => v !== config.id && v !== leader);
+        if (!to) return;
+        log.info({ leader, to }, 'catch-up stalled: asking the leader to hand leadership over');
+        driver.transport
+          .request({ id: leader }, 'POST', '/cluster/transfer-leadership', { to }, { timeoutMs: 10_000 })
+          .catch(() => {});
+      },
+      Math.max(1_000, config.electionTimeoutMs * 4),
+    );
+    nudge.unref();
+    const off = driver.onChange(() => {
+      if (driver.isStopped) {
+        off();
+        clearInterval(nudge);
+        return;
+      }
+      if (driver.status().commitIndex < abstainUntil) return;
+      off();
+      clearInterval(nudge);
+      raftLog.clearAbstain();
+      log.info(
+        { event: 'raft.abstain.end', commitIndex: driver.status().commitIndex },
+        'caught up past the lost entries: votes and campaigns again',
+      );
+    });
+  }
 
   driver.onFatal = (err) => {
     log.error({ err: String(err.message) }, 'raft loop failed; exiting');

@@ -32,6 +32,11 @@ export interface RaftLogDamage {
   lastBadIndex: number | null;
   /** Human-readable findings, one per problem (capped). */
   problems: string[];
+  /**
+   * Only entries are damaged (bad checksums, malformed rows, a hole), SQLite's structure and the
+   * metadata rows are sound: truncating the log at firstBadIndex leaves a consistent file.
+   */
+  entriesOnly: boolean;
 }
 
 /**

@@ -156,6 +156,7 @@ export class RaftLogStore implements Storage {
 
   private readonly stmts: {
     getMeta: Database.Statement;
+    deleteMeta: Database.Statement;
     putMeta: Database.Statement;
     insert: Database.Statement;
     deleteFrom: Database.Statement;
@@ -191,6 +192,7 @@ export class RaftLogStore implements Storage {
     }
     this.stmts = {
       getMeta: this.db.prepare('SELECT value, crc FROM meta WHERE key = ?'),
+      deleteMeta: this.db.prepare('DELETE FROM meta WHERE key = ?'),
       putMeta: this.db.prepare(
         'INSERT INTO meta(key, value, crc) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, crc = excluded.crc',
       ),
@@ -243,6 +245,7 @@ export class RaftLogStore implements Storage {
       problems: [
         `the file ${what} by SQLite (${(err as { code?: string }).code}: ${(err as Error).message})`,
       ],
+      entriesOnly: false,
     });
   }
 
@@ -304,12 +307,13 @@ export class RaftLogStore implements Storage {
     const problems: string[] = [];
     let first: number | null = null;
     let lastBad: number | null = null;
+    let entriesOnly = true;
     const bad = (index: number | null, problem: string) => {
       if (problems.length < MAX_PROBLEMS) problems.push(problem);
       if (index !== null) {
         first ??= index;
         lastBad = index;
-      }
+      } else entriesOnly = false;
     };
     const check = this.db.pragma('quick_check(5)', { simple: false }) as Array<{ quick_check: string }>;
     if (!(check.length === 1 && check[0]!.quick_check === 'ok'))
@@ -341,14 +345,16 @@ export class RaftLogStore implements Storage {
       else if (row.term < prevTerm) bad(row.idx, `entry ${row.idx}: term ${row.term} after term ${prevTerm}`);
       if (!p) prevTerm = row.term;
     }
-    if (problems.length > 0) throw this.corrupt({ firstBadIndex: first, lastBadIndex: lastBad, problems });
+    if (problems.length > 0)
+      throw this.corrupt({ firstBadIndex: first, lastBadIndex: lastBad, problems, entriesOnly });
     return { entries, meta };
   }
 
   /** A row read back from SQLite: verified, or RaftLogCorruptError. */
   private verified(row: EntryRow): Entry {
     const p = checkRow(row);
-    if (p) throw this.corrupt({ firstBadIndex: row.idx, lastBadIndex: row.idx, problems: [p] });
+    if (p)
+      throw this.corrupt({ firstBadIndex: row.idx, lastBadIndex: row.idx, problems: [p], entriesOnly: true });
     return { index: row.idx, term: row.term, kind: row.kind, data: row.data };
   }
 
@@ -360,6 +366,7 @@ export class RaftLogStore implements Storage {
         firstBadIndex: null,
         lastBadIndex: null,
         problems: [`meta row ${JSON.stringify(key)}: checksum mismatch`],
+        entriesOnly: false,
       });
     return JSON.parse(row.value) as T;
   }
@@ -591,6 +598,51 @@ export class RaftLogStore implements Storage {
       if (cc) view = applyConfChange(view, cc);
     }
     return view;
+  }
+
+  /**
+   * Index this node must commit again before it may vote or campaign (RaftConfig.abstainUntil);
+   * 0 for a node that never lost entries. Set by truncateDamaged, cleared by clearAbstain.
+   */
+  abstainUntil(): number {
+    return this.getMeta<number>('abstainUntil') ?? 0;
+  }
+
+  /** The node has committed past abstainUntil: an ordinary voter again. Durable (fsync). */
+  clearAbstain(): void {
+    this.db.transaction(() => this.stmts.deleteMeta.run('abstainUntil'))();
+  }
+
+  /**
+   * Repair of a log damaged only in its entries (RaftLogDamage.entriesOnly): drops the entries
+   * from `from` on (all of them, if `from` is at or below the snapshot index: the snapshot then
+   * starts the log), lowers the commit index to what is left, keeps term and vote, and records
+   * abstainUntil = the old last index, in one transaction. The node must then abstain from
+   * voting and campaigning until it commits that far again (src/storage/DESIGN.md).
+   */
+  truncateDamaged(from: number): { from: number; oldLast: number; abstainUntil: number } {
+    const oldLast = this.last;
+    if (from <= this.compactIndex || from > oldLast)
+      throw new Error(`truncateDamaged(${from}): expected an index in ${this.compactIndex + 1}..${oldLast}`);
+    const until = Math.max(oldLast, this.abstainUntil());
+    this.db.transaction(() => {
+      this.stmts.deleteFrom.run(from);
+      let last = from - 1;
+      if (from <= this.snap.index) {
+        this.stmts.deleteUpTo.run(this.snap.index);
+        this.putMeta('compacted', { index: this.snap.index, term: this.snap.term });
+        this.compactIndex = this.snap.index;
+        this.compactTerm = this.snap.term;
+        last = this.snap.index;
+      }
+      const commit = Math.max(this.compactIndex, Math.min(this.hard.commit, last));
+      this.hard = { ...this.hard, commit };
+      this.putMeta('hardState', this.hard);
+      this.putMeta('abstainUntil', until);
+      this.last = last;
+      this.tail = [];
+    })();
+    return { from, oldLast, abstainUntil: until };
   }
 
   /** Entries in the log (for compaction thresholds). */
