@@ -83,6 +83,8 @@ export interface DriverObserver {
   persisted?(seconds: number, entries: number): void;
   /** One applyBatch into data.db. */
   applied?(seconds: number, entries: number): void;
+  /** One AppendEntries request to a peer answered, after this long. */
+  appendRoundTrip?(peer: NodeId, seconds: number): void;
   snapshot?(
     op: 'take' | 'install',
     info: { index: number; bytes: number; seconds: number; ok: boolean },
@@ -255,6 +257,7 @@ export class RaftDriver implements RaftRpcHandler {
       snapshotSource: (index) => this.snapshotSource(index),
       rpcTimeoutMs: opts.rpcTimeoutMs ?? Math.max(1_000, opts.electionTimeoutMs * 2),
       appendWindow: Number(process.env.TIMESTORE_RAFT_APPEND_WINDOW ?? 2) || 2,
+      observeAppend: (peer, seconds) => this.observe('appendRoundTrip', peer, seconds),
       logger: this.log,
     });
   }
@@ -748,16 +751,20 @@ export class RaftDriver implements RaftRpcHandler {
       this.transport.send(out);
     }
 
-    // 4. Apply.
-    // Applied in the next loop turn, after the answers above are on the wire: data.db's own commit
-    // (and fsync) stays off the replication round trip. this.applied (what reads and writes wait
-    // for) advances only once data.db has the entries.
+    // 4. Apply. this.applied (what reads and writes wait for) advances only once data.db has the
+    // entries. A leader applies right here: its messages above are already on the sockets (the
+    // transport writes synchronously), and its writers are waiting for exactly this apply, so a
+    // loop turn in between would only add latency. A follower's answers to the leader are written
+    // by request handlers that resume after this turn, so it applies in the next turn, keeping
+    // data.db's commit off the replication round trip.
     if (rd.committedEntries.length > 0) {
       for (const e of rd.committedEntries) {
         this.applyQueue.push(e);
         this.proposals.get(e.index)?.trace?.committed();
       }
-      if (!this.applyScheduled) {
+      if (ss.role === 'Leader' && rest.every((m) => m.type !== 'appendResponse' && m.type !== 'voteResponse'))
+        this.drainApply();
+      else if (!this.applyScheduled) {
         this.applyScheduled = true;
         setImmediate(() => this.drainApply());
       }
