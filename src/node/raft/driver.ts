@@ -746,9 +746,25 @@ export class RaftDriver implements RaftRpcHandler {
         const q = this.rpcWaiters.get(`${m.to}|${m.type}`);
         const r = q?.shift();
         if (r) r(m);
+        else if (ss.role === 'Leader' && m.type === 'append' && m.entries.length === 0)
+          this.deferredAppends.push(m);
         else out.push(m);
       }
       this.transport.send(out);
+      // A leader's empty appends (commit notices, heartbeats) leave one loop turn later: writing to
+      // a follower's socket wakes it, and on a busy machine the woken process takes the CPU from
+      // this one, so the apply below and the answers to the writers would wait behind it. Nothing
+      // on the write path waits for a commit notice; the order against later appends does not
+      // matter to Raft (a follower checks each append against its log).
+      if (this.deferredAppends.length > 0 && !this.deferredScheduled) {
+        this.deferredScheduled = true;
+        setImmediate(() => {
+          this.deferredScheduled = false;
+          const msgs = this.deferredAppends;
+          this.deferredAppends = [];
+          if (!this.stopped) this.transport.send(msgs);
+        });
+      }
     }
 
     // 4. Apply. this.applied (what reads and writes wait for) advances only once data.db has the
@@ -781,6 +797,8 @@ export class RaftDriver implements RaftRpcHandler {
     if (changed || rd.committedEntries.length > 0) this.notify();
   }
 
+  private deferredAppends: Message[] = [];
+  private deferredScheduled = false;
   private applyQueue: Entry[] = [];
   private applyScheduled = false;
 
