@@ -16,8 +16,9 @@
 // input, 503 when there is no leader, ...). A failed write is not retried: express gets the error
 // to report (FAST_WRITE_ERROR) instead of writing again.
 import { randomUUID } from 'node:crypto';
-import { IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { plainJsonPost, readBody, replayRequest as replay } from '../node/http-server.js';
 import type { TimeStoreService } from '../node/service.js';
 import type { Command, Point } from '../tsdb/model.js';
 import { pointToEntry } from '../tsdb/schemas.js';
@@ -48,29 +49,16 @@ export interface FastWriteOptions {
 /** Wraps the express app: the fast path where it applies, the app for everything else. */
 export function withFastWrite(opts: FastWriteOptions, app: RequestListener): RequestListener {
   return (req, res) => {
-    const h = req.headers;
+    const id = req.headers['x-request-id'];
     if (
-      req.method !== 'POST' ||
       req.url !== '/api/timeseries' ||
-      h['content-type'] !== 'application/json' ||
-      h['transfer-encoding'] !== undefined ||
-      h['content-encoding'] !== undefined ||
-      h.traceparent !== undefined ||
-      h.expect !== undefined ||
-      (h['x-request-id'] !== undefined && !REQUEST_ID.test(h['x-request-id'] as string)) ||
+      !plainJsonPost(req, opts.maxBodyBytes) ||
+      (id !== undefined && !REQUEST_ID.test(id as string)) ||
       !opts.eligible()
     )
       return app(req, res);
-    const length = Number(h['content-length']);
-    if (!Number.isSafeInteger(length) || length <= 0 || length > opts.maxBodyBytes) return app(req, res);
     const start = process.hrtime.bigint();
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.once('error', () => {
-      // The client went away mid-body: nothing was written, nothing to answer.
-    });
-    req.once('end', () => {
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    readBody(req, (body) => {
       const entry = parseSingleEntry(body);
       if (entry === null) return replay(req, res, body, app);
       void write(opts, req, res, body, entry, start, app);
@@ -169,29 +157,4 @@ async function write(
   res.on('finish', finish);
   res.on('close', finish);
   res.end(json);
-}
-
-/** Hands a request whose body was already read to express, as a request carrying the same bytes. */
-function replay(
-  req: IncomingMessage,
-  res: ServerResponse,
-  body: Buffer,
-  app: RequestListener,
-  extraHeaders: Record<string, string> = {},
-): IncomingMessage {
-  const r = new IncomingMessage(req.socket);
-  r.method = req.method!;
-  r.url = req.url!;
-  r.httpVersion = req.httpVersion;
-  r.httpVersionMajor = req.httpVersionMajor;
-  r.httpVersionMinor = req.httpVersionMinor;
-  r.headers = { ...req.headers, ...extraHeaders };
-  r.rawHeaders = req.rawHeaders;
-  // Complete, as the parser marks a request whose body arrived: otherwise destroying it once read
-  // (autoDestroy) counts as an abort and takes the shared socket down with it.
-  r.complete = true;
-  r.push(body);
-  r.push(null);
-  app(r, res);
-  return r;
 }

@@ -9,13 +9,14 @@ import type { Logger } from 'pino';
 import { createApp, type ExtraRouter } from '../api/index.js';
 import { withFastWrite } from '../api/fast-write.js';
 import { tracingEnabledFromEnv } from '../observability/tracing.js';
+import { withAppendFastPath } from './raft/append-fast-path.js';
 import type { DataStore } from '../storage/data-store.js';
 import { openDataStore } from '../storage/data/index.js';
 import { ConfigError, type NodeConfig } from './config.js';
 import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
 import { createNodeObservability, type NodeObservability } from './observability.js';
-import { createReplicatedNode, type ReplicatedNode } from './raft/replicated-node.js';
+import { createReplicatedNode, raftMaxBodyBytes, type ReplicatedNode } from './raft/replicated-node.js';
 import type { TimeStoreService } from './service.js';
 
 export interface StartNodeOptions {
@@ -120,7 +121,19 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
           app,
         )
       : app;
-    http = await listen(handler, {
+    // /raft/append likewise, on every Raft member (append-fast-path.ts).
+    const served =
+      fast && driver
+        ? withAppendFastPath(
+            driver,
+            {
+              maxBodyBytes: raftMaxBodyBytes(config),
+              metrics: { requestDuration: api.requestDuration, requestsInFlight: api.requestsInFlight },
+            },
+            handler,
+          )
+        : handler;
+    http = await listen(served, {
       host: config.listen.host,
       port: config.listen.port,
       ...(logger ? { logger } : {}),

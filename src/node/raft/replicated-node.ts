@@ -126,7 +126,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
   const readyz = (req: Request, res: Response, next: NextFunction) =>
     req.path.startsWith('/readyz') ? probes(req, res, next) : next();
   const routers = [
-    raftRouter(driver, { maxBodyBytes: Math.max(64 * 1024 * 1024, config.maxBodyBytes * 4), logger: log }),
+    raftRouter(driver, { maxBodyBytes: raftMaxBodyBytes(config), logger: log }),
     clusterRouter({ driver, service, logger: log }),
     readyz as unknown as Router,
   ];
@@ -201,4 +201,9 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
       }
     },
   };
+}
+
+/** Largest Raft message body a member accepts (merged appends carry many entries). */
+export function raftMaxBodyBytes(config: { maxBodyBytes: number }): number {
+  return Math.max(64 * 1024 * 1024, config.maxBodyBytes * 4);
 }
