@@ -92,6 +92,8 @@ export async function runLoad(
     : [];
   await Promise.all(Array.from({ length: clients }, (_, c) => client(c)));
   timers.forEach(clearTimeout);
+  // The last answer may come in just before the end timer fires.
+  if (cpuMs && Number.isNaN(cpuEnd)) cpuEnd = cpuMs();
   await Promise.all(pools.map((p) => p.close()));
   lat.sort((a, b) => a - b);
   return {

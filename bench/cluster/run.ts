@@ -392,7 +392,7 @@ async function main(): Promise<void> {
   const machine = `${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30, 1)} GiB RAM, Node ${process.version}, etcd ${etcdVersion}`;
   const lines = [
     '',
-    '## Cluster writes',
+    `### Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (\`npm run bench:cluster\`)`,
     '',
     `Run ${new Date().toISOString()} on ${machine}; \`npm run bench:cluster\` (bench/cluster/run.ts).`,
     `1-minute load average ${fmt(loadBefore, 1)} at the start, ${fmt(loadAfter, 1)} at the end (the machine is shared).`,
