@@ -17,6 +17,8 @@ export interface LoadResult {
   ok: number;
   failed: number;
   perSecond: number;
+  /** CPU time (user + system) the measured window cost the system's processes, per acknowledged write. */
+  cpuMsPerWrite?: number;
   p50: number;
   p99: number;
   errors: Record<string, number>;
@@ -33,6 +35,8 @@ export async function runLoad(
   clients: number,
   durationMs: number,
   warmupMs = 500,
+  /** CPU time (ms) used so far by the processes under test; sampled at the window's start and end. */
+  cpuMs?: () => number,
 ): Promise<LoadResult> {
   const pools = target.urls.map(
     (u) => new Pool(u, { connections: clients, pipelining: 1, keepAliveTimeout: 30_000 }),
@@ -78,7 +82,18 @@ export async function runLoad(
       }
     }
   }
+  let cpuStart = NaN;
+  let cpuEnd = NaN;
+  const timers = cpuMs
+    ? [
+        setTimeout(() => (cpuStart = cpuMs()), warmupMs),
+        setTimeout(() => (cpuEnd = cpuMs()), warmupMs + durationMs),
+      ]
+    : [];
   await Promise.all(Array.from({ length: clients }, (_, c) => client(c)));
+  timers.forEach(clearTimeout);
+  // The last answer may come in just before the end timer fires.
+  if (cpuMs && Number.isNaN(cpuEnd)) cpuEnd = cpuMs();
   await Promise.all(pools.map((p) => p.close()));
   lat.sort((a, b) => a - b);
   return {
@@ -87,6 +102,7 @@ export async function runLoad(
     ok,
     failed,
     perSecond: ok / (durationMs / 1000),
+    ...(cpuMs && ok > 0 ? { cpuMsPerWrite: (cpuEnd - cpuStart) / ok } : {}),
     p50: percentile(lat, 50),
     p99: percentile(lat, 99),
     errors,

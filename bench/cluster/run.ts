@@ -248,6 +248,25 @@ async function stopSystem(s: System): Promise<void> {
   );
 }
 
+/**
+ * CPU time (user + system, ms) used so far by the system's member processes, from /proc: unlike
+ * wall-clock rates it hardly depends on what else runs on the machine. NaN where /proc is missing.
+ */
+function cpuMsOf(s: System): number {
+  let total = 0;
+  for (const m of s.members) {
+    if (!m.proc?.pid) continue;
+    try {
+      // Fields after "(comm)": utime and stime are the 12th and 13th, in clock ticks (100 Hz).
+      const f = readFileSync(`/proc/${m.proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      total += (Number(f[11]) + Number(f[12])) * 10;
+    } catch {
+      return NaN;
+    }
+  }
+  return total;
+}
+
 // ------------------------------------------------------------------ failover
 
 /**
@@ -343,10 +362,10 @@ async function main(): Promise<void> {
       const order = clients % 2 === 0 ? [ts, et] : [et, ts];
       for (const s of order) {
         const urls = targets === 'leader' ? [(await s.leader()).url] : s.members.map((m) => m.url);
-        res[s.name] = await runLoad(s.target(urls), clients, SECONDS * 1000, 1_000);
+        res[s.name] = await runLoad(s.target(urls), clients, SECONDS * 1000, 1_000, () => cpuMsOf(s));
         const r = res[s.name]!;
         console.log(
-          `${s.name.padEnd(9)} targets=${targets.padEnd(6)} clients=${String(clients).padStart(2)}  ${fmt(r.perSecond).padStart(6)} writes/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  failed ${r.failed}`,
+          `${s.name.padEnd(9)} targets=${targets.padEnd(6)} clients=${String(clients).padStart(2)}  ${fmt(r.perSecond).padStart(6)} writes/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  failed ${r.failed}  CPU ${fmt(r.cpuMsPerWrite ?? NaN, 3)} ms/write`,
         );
       }
       rows.push({ targets, clients, ts: res.TimeStore!, et: res.etcd! });
@@ -373,7 +392,7 @@ async function main(): Promise<void> {
   const machine = `${cpu.length} × ${cpu[0]?.model.trim() ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30, 1)} GiB RAM, Node ${process.version}, etcd ${etcdVersion}`;
   const lines = [
     '',
-    '## Cluster writes',
+    `### Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (\`npm run bench:cluster\`)`,
     '',
     `Run ${new Date().toISOString()} on ${machine}; \`npm run bench:cluster\` (bench/cluster/run.ts).`,
     `1-minute load average ${fmt(loadBefore, 1)} at the start, ${fmt(loadAfter, 1)} at the end (the machine is shared).`,
@@ -384,12 +403,14 @@ async function main(): Promise<void> {
     'etcd: `POST /v3/kv/put` (JSON gateway). "leader" = clients send to the leader; "all" = round-robin over the 3 members',
     '(followers forward; a TimeStore follower answers once the write is applied locally).',
     '',
-    '| targets | clients | TimeStore writes/s | p50 ms | p99 ms | etcd writes/s | p50 ms | p99 ms | TimeStore / etcd |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| targets | clients | TimeStore writes/s | p50 ms | p99 ms | CPU ms/write | etcd writes/s | p50 ms | p99 ms | CPU ms/write | TimeStore / etcd |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.targets} | ${r.clients} | ${fmt(r.ts.perSecond)} | ${fmt(r.ts.p50, 2)} | ${fmt(r.ts.p99, 2)} | ${fmt(r.et.perSecond)} | ${fmt(r.et.p50, 2)} | ${fmt(r.et.p99, 2)} | ${fmt(r.ts.perSecond / r.et.perSecond, 2)}× |`,
+        `| ${r.targets} | ${r.clients} | ${fmt(r.ts.perSecond)} | ${fmt(r.ts.p50, 2)} | ${fmt(r.ts.p99, 2)} | ${fmt(r.ts.cpuMsPerWrite ?? NaN, 3)} | ${fmt(r.et.perSecond)} | ${fmt(r.et.p50, 2)} | ${fmt(r.et.p99, 2)} | ${fmt(r.et.cpuMsPerWrite ?? NaN, 3)} | ${fmt(r.ts.perSecond / r.et.perSecond, 2)}× |`,
     ),
+    '',
+    'CPU ms/write: user + system CPU time of the three member processes during the measured window, per acknowledged write (from /proc; the load tool not included).',
     '',
     `Failover (leader SIGKILL → first write acknowledged by a surviving member; writes sent open-loop every 10 ms to the two survivors), ${FAILOVERS} runs each:`,
     '',

@@ -1,7 +1,7 @@
 // The node's HTTP server: listen, and shut down gracefully — stop accepting connections, let
 // in-flight requests finish (bounded), then close what is left. Signal handling (SIGTERM/SIGINT)
 // turns a signal into that shutdown plus the caller's cleanup, and exits 0.
-import { createServer, type Server } from 'node:http';
+import { createServer, IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { RequestListener } from 'node:http';
 import type { Logger } from 'pino';
@@ -156,4 +156,58 @@ export function exitOnSignals(
   return () => {
     for (const s of signals) process.off(s, onSignal);
   };
+}
+
+/**
+ * Hands a request whose body was already read (by a fast path) to `handler` as a request carrying
+ * the same bytes, so the handler sees the request as it came and answers it as it always would.
+ */
+export function replayRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: Buffer,
+  handler: RequestListener,
+  extraHeaders: Record<string, string> = {},
+): IncomingMessage {
+  const r = new IncomingMessage(req.socket);
+  r.method = req.method!;
+  r.url = req.url!;
+  r.httpVersion = req.httpVersion;
+  r.httpVersionMajor = req.httpVersionMajor;
+  r.httpVersionMinor = req.httpVersionMinor;
+  r.headers = { ...req.headers, ...extraHeaders };
+  r.rawHeaders = req.rawHeaders;
+  // Complete, as the parser marks a request whose body arrived: otherwise destroying it once read
+  // (autoDestroy) counts as an abort and takes the shared socket down with it.
+  r.complete = true;
+  r.push(body);
+  r.push(null);
+  handler(r, res);
+  return r;
+}
+
+/** Headers that keep a request off a fast path: it must be read and answered the general way. */
+export function plainJsonPost(req: IncomingMessage, maxBodyBytes: number): boolean {
+  const h = req.headers;
+  if (
+    req.method !== 'POST' ||
+    h['content-type'] !== 'application/json' ||
+    h['transfer-encoding'] !== undefined ||
+    h['content-encoding'] !== undefined ||
+    h.traceparent !== undefined ||
+    h.expect !== undefined
+  )
+    return false;
+  const length = Number(h['content-length']);
+  return Number.isSafeInteger(length) && length > 0 && length <= maxBodyBytes;
+}
+
+/** Collects a request body; `done` gets it once complete (never if the client goes away). */
+export function readBody(req: IncomingMessage, done: (body: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.once('error', () => {
+    // The client went away mid-body: nothing to answer.
+  });
+  req.once('end', () => done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
 }

@@ -181,6 +181,10 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
         metrics.raft.applyDuration.observe(seconds);
         metrics.raft.proposalsPending.set(driver.pendingProposals);
       },
+      // Appends go over the transport's own pipelined connection, not undici: timed there.
+      appendRoundTrip(peer, seconds) {
+        metrics.raft.appendDuration.observe({ peer }, seconds);
+      },
       snapshot(op, info) {
         metrics.recordSnapshot(op, info);
         events.snapshot(op, info);
@@ -330,9 +334,8 @@ class PeerRequestScope {
   }
 
   /**
-   * Observe timestore_raft_append_duration_seconds{peer} for /raft/append requests, and snapshot
-   * sends (GET /raft/snapshot/status → chunks → POST /raft/snapshot/install), to the peers
-   * `peerOf` recognizes (by origin). They are sent from the Raft loop, outside any request scope,
+   * Observe snapshot sends (GET /raft/snapshot/status → chunks → POST /raft/snapshot/install) to
+   * the peers `peerOf` recognizes (by origin). They are sent from the Raft loop, outside any request scope,
    * so they are attributed by target: with several nodes in one process (tests), a request to a
    * peer they share is counted by each of them.
    */
@@ -349,7 +352,6 @@ class PeerRequestScope {
     if (PeerRequestScope.subscribed) return;
     PeerRequestScope.subscribed = true;
     const pending = new WeakMap<object, { span: Span; scope: PeerRequestScope; forward: boolean }>();
-    const appends = new WeakMap<object, { t0: number; origin: string }>();
     // Snapshot sends in progress, by target origin (the transport sends one at a time per peer).
     const sends = new Map<string, { t0: number; index: number; bytes: number; span: Span }>();
     const snapshotRequests = new WeakMap<object, { origin: string; install: boolean }>();
@@ -369,11 +371,6 @@ class PeerRequestScope {
     diagnosticsChannel.subscribe('undici:request:create', (msg) => {
       const { request } = msg as { request: UndiciRequest };
       const [path = '', query = ''] = String(request.path ?? '').split('?');
-      if (path === '/raft/append') {
-        if (PeerRequestScope.appendObservers.size > 0)
-          appends.set(request, { t0: performance.now(), origin: String(request.origin ?? '') });
-        return;
-      }
       if (path.startsWith('/raft/snapshot/')) {
         if (PeerRequestScope.appendObservers.size === 0) return;
         const origin = String(request.origin ?? '');
@@ -434,16 +431,6 @@ class PeerRequestScope {
         else if (response.statusCode !== 200 && response.statusCode !== 409) finishSend(sr.origin, false);
         return;
       }
-      const a = appends.get(request);
-      if (a) {
-        appends.delete(request);
-        const seconds = (performance.now() - a.t0) / 1000;
-        for (const o of PeerRequestScope.appendObservers) {
-          const peer = o.observer?.peerOf(a.origin);
-          if (peer !== undefined) o.metrics.raft.appendDuration.observe({ peer }, seconds);
-        }
-        return;
-      }
       const p = pending.get(request);
       if (!p) return;
       pending.delete(request);
@@ -455,7 +442,6 @@ class PeerRequestScope {
     });
     diagnosticsChannel.subscribe('undici:request:error', (msg) => {
       const { request, error } = msg as { request: object; error: unknown };
-      appends.delete(request);
       const sr = snapshotRequests.get(request);
       if (sr) {
         snapshotRequests.delete(request);

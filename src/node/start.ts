@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 import type express from 'express';
 import type { Logger } from 'pino';
 import { createApp, type ExtraRouter } from '../api/index.js';
+import { withFastWrite } from '../api/fast-write.js';
+import { tracingEnabledFromEnv } from '../observability/tracing.js';
+import { withAppendFastPath } from './raft/append-fast-path.js';
 import type { DataStore } from '../storage/data-store.js';
 import type { CorruptionGuard, StorageFault } from '../storage/integrity/corruption-guard.js';
 import { ConfigError, type NodeConfig } from './config.js';
@@ -16,7 +19,7 @@ import { listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
 import { createNodeObservability, type NodeObservability } from './observability.js';
 import { recoverDataFromPeers } from './raft/data-recovery.js';
-import { createReplicatedNode, type ReplicatedNode } from './raft/replicated-node.js';
+import { createReplicatedNode, raftMaxBodyBytes, type ReplicatedNode } from './raft/replicated-node.js';
 import { silentLogger } from './raft/transport.js';
 import type { TimeStoreService } from './service.js';
 
@@ -143,7 +146,41 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       openapiPaths: obs.openapiPaths,
       extraRouters: [...obs.routers, ...(raft?.routers ?? []), ...(opts.extraRouters ?? [])],
     });
-    http = await listen(app, {
+    // Single-entry writes skip express where nothing but the write itself is needed (fast-write.ts):
+    // on a single node and on the Raft leader, without tracing. TIMESTORE_FAST_WRITE=0 turns it off.
+    const fast = process.env.TIMESTORE_FAST_WRITE !== '0' && !tracingEnabledFromEnv();
+    const api = obs.metrics.api;
+    const driver = raft?.driver;
+    const handler = fast
+      ? withFastWrite(
+          {
+            service,
+            maxBodyBytes: config.maxBodyBytes,
+            eligible: driver ? () => driver.role === 'Leader' : () => true,
+            metrics: {
+              requestDuration: api.requestDuration,
+              requestsInFlight: api.requestsInFlight,
+              ingestedPoints: api.ingestedPoints,
+            },
+            ...(logger ? { requestLogger: logger, appLogger: logger } : {}),
+          },
+          app,
+        )
+      : app;
+    // /raft/append likewise, on every Raft member (append-fast-path.ts).
+    const served =
+      fast && driver
+        ? withAppendFastPath(
+            driver,
+            {
+              maxBodyBytes: raftMaxBodyBytes(config),
+              ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
+              metrics: { requestDuration: api.requestDuration, requestsInFlight: api.requestsInFlight },
+            },
+            handler,
+          )
+        : handler;
+    http = await listen(served, {
       host: config.listen.host,
       port: config.listen.port,
       requestTimeoutMs: config.bodyTimeoutMs,

@@ -32,6 +32,22 @@ import { methodNotAllowed } from './method-not-allowed.js';
 
 const entryFields = Object.keys(entryInputSchema.shape);
 
+/**
+ * Set by the fast write path (src/api/fast-write.ts) on a request it hands over after its write
+ * failed: the route reports that error instead of writing a second time.
+ */
+export const FAST_WRITE_ERROR = Symbol('fastWriteError');
+
+/**
+ * One entry exactly as the route accepts it (the same checks as parseEntries for a single JSON
+ * entry), or null when the route would answer anything but a write (the fast path then falls back).
+ */
+export function validSingleEntry(raw: unknown): ValidEntry | null {
+  if (structuralHazard(raw, limits.attributesDepth + 2)) return null;
+  const r = entryToPointSchema.safeParse(raw);
+  return r.success ? r.data : null;
+}
+
 export interface TimeseriesRouterOptions {
   service: TimeStoreService;
   maxBodyBytes: number;
@@ -49,6 +65,8 @@ export function timeseriesRouter({ service, maxBodyBytes, metrics }: TimeseriesR
       const points: Point[] = entries.map((e) => ({ ...e, id: e.id ?? uuidv7() }));
       const ops: WriteOp[] = points.map((point) => ({ op: 'put', point }));
       const command: Command = { requestId: requestIdOf(res), ops };
+      const failedBefore = (req as Request & { [FAST_WRITE_ERROR]?: unknown })[FAST_WRITE_ERROR];
+      if (failedBefore !== undefined) throw failedBefore;
       const result = await service.write(command, { signal: clientSignal(res) });
       metrics?.ingestedPoints.inc({ format: res.locals.bodyKind as string }, points.length);
       // The stored points, as the engine returned them; ours if it returned none (same content).

@@ -259,7 +259,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     req.path.startsWith('/readyz') ? probes(req, res, next) : next();
   const routers = [
     peerAuth(config.clusterSecret) as unknown as Router,
-    raftRouter(driver, { maxBodyBytes: Math.max(64 * 1024 * 1024, config.maxBodyBytes * 4), logger: log }),
+    raftRouter(driver, { maxBodyBytes: raftMaxBodyBytes(config), logger: log }),
     clusterRouter({ driver, service, logger: log }),
     readyz as unknown as Router,
   ];
@@ -414,4 +414,9 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
       }
     },
   };
+}
+
+/** Largest Raft message body a member accepts (merged appends carry many entries). */
+export function raftMaxBodyBytes(config: { maxBodyBytes: number }): number {
+  return Math.max(64 * 1024 * 1024, config.maxBodyBytes * 4);
 }

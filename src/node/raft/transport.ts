@@ -13,9 +13,10 @@ import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { MemberRemovedError } from './removal.js';
 import express, { type Request, type Response, type NextFunction, type Router } from 'express';
-import { Client, Pool } from 'undici';
+import { Pool } from 'undici';
 import { z } from 'zod';
 import type { Message, NodeId } from '../../raft/types.js';
+import { PipelinedConnection } from './pipelined-connection.js';
 import {
   WireError,
   anyMessageFromWire,
@@ -81,6 +82,8 @@ export interface TransportOptions {
   snapshotChunkBytes?: number;
   /** Append requests in flight per peer (pipelined on one connection). Default 2. */
   appendWindow?: number;
+  /** Round trip of one append request that got an answer (metrics). */
+  observeAppend?: (peer: NodeId, seconds: number) => void;
   logger?: Logger;
 }
 
@@ -138,7 +141,7 @@ export function mergeAppends(queue: AppendMsg[]): AppendMsg[] {
 }
 
 class Peer {
-  append: Client;
+  append: PipelinedConnection;
   pool: Pool;
   downUntil = 0;
   backoffMs = 0;
@@ -150,18 +153,18 @@ class Peer {
     readonly id: NodeId,
     readonly url: string,
     timeoutMs: number,
-    appendWindow: number,
+    headers: Record<string, string>,
   ) {
     const common = {
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 60_000,
       connectTimeout: Math.max(500, timeoutMs),
     };
-    this.append = new Client(url, {
-      ...common,
-      pipelining: appendWindow,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
+    this.append = new PipelinedConnection(url, {
+      connectTimeoutMs: common.connectTimeout,
+      // Below the peer's HTTP keep-alive timeout (5 s), so we close an idle connection before it does.
+      idleTimeoutMs: 4_000,
+      headers,
     });
     this.pool = new Pool(url, {
       ...common,
@@ -172,7 +175,7 @@ class Peer {
     });
   }
   close(): void {
-    void this.append.destroy().catch(() => {});
+    this.append.close();
     void this.pool.destroy().catch(() => {});
   }
 }
@@ -203,7 +206,7 @@ export class RaftTransport {
       p = undefined;
     }
     if (!p) {
-      p = new Peer(id, url, this.timeoutMs, this.appendWindow);
+      p = new Peer(id, url, this.timeoutMs, this.authHeaders());
       this.peers.set(id, p);
     }
     return p;
@@ -266,8 +269,10 @@ export class RaftTransport {
         case 'append': {
           const t0 = performance.now();
           const body = await this.post(p, 'append', '/raft/append', appendToWire(m), this.timeoutMs);
-          this.appendRttMs += performance.now() - t0;
+          const rtt = performance.now() - t0;
+          this.appendRttMs += rtt;
           this.appendRtts++;
+          this.opts.observeAppend?.(p.id, rtt / 1000);
           const r = appendResponseSchema.parse(body);
           if (!r.ignored) this.opts.deliver(appendResponseFromWire(r, p.id, this.opts.selfId));
           break;
@@ -338,26 +343,30 @@ export class RaftTransport {
     body: unknown,
     timeoutMs: number,
   ): Promise<unknown> {
-    const client = via === 'append' ? p.append : p.pool;
-    const res = await client.request({
-      method: 'POST',
-      path,
-      // Appends may be pipelined: re-sending one is harmless in Raft (undici pipelines only idempotent requests).
-      idempotent: via === 'append',
-      headers: { 'content-type': 'application/json', ...this.authHeaders() },
-      body: JSON.stringify(body),
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    });
-    const text = await res.body.text();
+    let status: number;
+    let text: string;
+    if (via === 'append') {
+      // Written to the socket before this returns (see pipelined-connection.ts for why not undici).
+      ({ status, body: text } = await p.append.request(path, JSON.stringify(body), timeoutMs));
+    } else {
+      const res = await p.pool.request({
+        method: 'POST',
+        path,
+        headers: { 'content-type': 'application/json', ...this.authHeaders() },
+        body: JSON.stringify(body),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      status = res.statusCode;
+      text = await res.body.text();
+    }
     let parsed: unknown = undefined;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
       parsed = text;
     }
-    if (res.statusCode >= 300)
-      throw new PeerError(`${path} on ${p.id}: HTTP ${res.statusCode}`, res.statusCode, parsed);
+    if (status >= 300) throw new PeerError(`${path} on ${p.id}: HTTP ${status}`, status, parsed);
     return parsed;
   }
 

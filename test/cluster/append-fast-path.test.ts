@@ -1,0 +1,102 @@
+// POST /raft/append without express (src/node/raft/append-fast-path.ts) answers like raftRouter:
+// two single-member Raft nodes, one with the fast paths (default) and one without
+// (TIMESTORE_FAST_WRITE=0), get the same good and bad append requests on one keep-alive connection;
+// status, header names and bodies must match, and both must still serve.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Pool } from 'undici';
+import { freePort, startNodeProcess, type NodeProcess } from '../helpers/index.js';
+
+const nodes: NodeProcess[] = [];
+after(async () => {
+  for (const n of nodes) if (n.proc.running) await n.stop();
+});
+
+async function member(id: string, env: Record<string, string> = {}): Promise<NodeProcess> {
+  const port = await freePort();
+  const n = await startNodeProcess({ id, port, args: ['--peers', `${id}=http://127.0.0.1:${port}`], env });
+  nodes.push(n);
+  return n;
+}
+
+const append = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    term: 0,
+    leaderId: 'other',
+    prevLogIndex: 0,
+    prevLogTerm: 0,
+    entries: [],
+    leaderCommit: 0,
+    ...extra,
+  });
+
+const cases: Array<{ what: string; body: string | Buffer; contentType?: string; to?: boolean }> = [
+  { what: 'a stale heartbeat (term 0)', body: append() },
+  { what: 'a negative term', body: '{"term":-1}' },
+  { what: 'malformed JSON', body: '{"term":' },
+  { what: 'a JSON string', body: '"x"' },
+  {
+    what: 'a BOM before the object',
+    body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(append())]),
+  },
+  { what: 'addressed to another node', body: append({ to: 'zz' }) },
+  {
+    what: 'an entry index that does not follow prevLogIndex',
+    body: append({ entries: [{ term: 0, command: '{}', index: 7 }] }),
+  },
+  { what: 'entries that are not an array', body: append({ entries: {} }) },
+  { what: 'another content type', body: append(), contentType: 'text/plain' },
+  { what: 'a stale heartbeat again', body: append() },
+];
+
+function normalize(status: number, headers: Record<string, string | string[] | undefined>, body: string) {
+  const h = Object.entries(headers)
+    .filter(([k]) => k !== 'date')
+    .map(([k, v]) => `${k}: ${k === 'x-request-id' || k === 'content-length' ? '<v>' : String(v)}`);
+  // The node's own term depends on its election history, not on the path.
+  return {
+    status,
+    headers: h,
+    body: body.replace(/"term":\d+/g, '"term":<t>').replace(/"requestId":"[^"]*"/g, '"requestId":"<id>"'),
+  };
+}
+
+test('the /raft/append fast path answers every request like raftRouter', async () => {
+  const fast = await member('a');
+  const slow = await member('a', { TIMESTORE_FAST_WRITE: '0' });
+  const out: Record<string, ReturnType<typeof normalize>[]> = { fast: [], slow: [] };
+  for (const [name, n] of [
+    ['fast', fast],
+    ['slow', slow],
+  ] as const) {
+    const pool = new Pool(n.url, { connections: 1 });
+    for (const c of cases) {
+      const res = await pool.request({
+        method: 'POST',
+        path: '/raft/append',
+        headers: { 'content-type': c.contentType ?? 'application/json' },
+        body: c.body,
+      });
+      out[name]!.push(normalize(res.statusCode, res.headers, await res.body.text()));
+    }
+    await pool.close();
+    // Still a working node: it takes a write.
+    const w = await fetch(`${n.url}/api/timeseries`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ deviceId: 'd', timestamp: '2024-01-01T00:00:00Z', value: 1 }),
+    });
+    assert.equal(w.status, 201, name);
+  }
+  cases.forEach((c, i) => assert.deepEqual(out.fast![i], out.slow![i], c.what));
+  assert.equal(out.fast![0]!.status, 200);
+  assert.equal(out.fast![1]!.status, 400);
+  // The request metric is recorded either way.
+  for (const n of [fast, slow]) {
+    const text = await (await fetch(`${n.url}/metrics`)).text();
+    assert.match(
+      text,
+      /timestore_http_request_duration_seconds_count\{method="POST",route="\/raft\/append",status="200"\} [1-9]/,
+    );
+  }
+});
