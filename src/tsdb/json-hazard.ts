@@ -1,7 +1,7 @@
 // Checks on raw parsed JSON that must run before zod: zod (and any recursive check) would overflow
 // the stack on a hostile 100k-deep value, and a "__proto__" key would be dropped silently when zod
 // copies an object (the prototype is set instead), losing data without telling the client.
-// src/api/routes/timeseries.ts has the same check for entries; this one serves the schemas here.
+// Used for public entries (src/api/routes/timeseries.ts) and forwarded commands alike.
 
 /** The first value nested deeper than maxDepth (the root is depth 1) or under a "__proto__" key, or null. Iterative. */
 export function structuralHazard(

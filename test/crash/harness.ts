@@ -6,6 +6,7 @@
 // node accepts new writes. Waits are bounded but generous (2 shared cores); no wall-clock
 // thresholds are asserted.
 import assert from 'node:assert/strict';
+import { after, test, type TestContext } from 'node:test';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, get, post, waitForExit } from '../helpers/index.js';
@@ -358,4 +359,38 @@ export function describeReport(r: CaseReport): string {
     `then applied index ${r.appliedIndex} on every node, ${r.points} points; ` +
     (r.problems.length === 0 ? 'consistent' : `PROBLEMS: ${r.problems.join('; ')}`)
   );
+}
+
+/**
+ * One test that starts a crash cluster with `env`, runs `cases` on it in sequence as subtests (each
+ * must come out consistent, plus `checkCase`), then `more` (e.g. a planted-bug case) on the same
+ * cluster, and closes the cluster when the file ends.
+ */
+export function crashSuite(
+  name: string,
+  opts: {
+    env?: Record<string, string>;
+    cases: CrashCase[];
+    checkCase?: (r: CaseReport, cs: CrashCase) => void;
+    more?: (t: TestContext, c: Cluster, log: WriteRecord[]) => Promise<void>;
+  },
+): void {
+  const clusters: Cluster[] = [];
+  after(async () => {
+    await Promise.all(clusters.map((c) => c.close()));
+  });
+  test(name, async (t) => {
+    const c = await startCrashCluster(opts.env);
+    clusters.push(c);
+    const log: WriteRecord[] = [];
+    for (const cs of opts.cases) {
+      await t.test(cs.failpoint, async () => {
+        const r = await runCrashCase(c, cs, log);
+        console.log(describeReport(r));
+        assert.deepEqual(r.problems, [], describeReport(r));
+        opts.checkCase?.(r, cs);
+      });
+    }
+    await opts.more?.(t, c, log);
+  });
 }

@@ -4,21 +4,8 @@
 // pending-snapshot.json finishes the install on restart). After a restart the cluster must be
 // consistent. The last case plants TIMESTORE_TEST_BUG=install-no-marker and shows the recovery
 // check catches it.
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Cluster } from '../cluster/harness.js';
-import {
-  describeReport,
-  runCrashCase,
-  startCrashCluster,
-  type CrashCase,
-  type WriteRecord,
-} from './harness.js';
-
-const clusters: Cluster[] = [];
-after(async () => {
-  await Promise.all(clusters.map((c) => c.close()));
-});
+import { crashSuite, describeReport, runCrashCase, type CrashCase } from './harness.js';
 
 const cases: CrashCase[] = [
   { failpoint: 'install.mid-receive=crash@2', victim: 'follower', scenario: 'install' },
@@ -27,37 +14,32 @@ const cases: CrashCase[] = [
   { failpoint: 'install.after-swap=crash', victim: 'follower', scenario: 'install' },
 ];
 
-test('a follower killed at each point of a snapshot install recovers consistently', async (t) => {
-  const c = await startCrashCluster();
-  clusters.push(c);
-  const log: WriteRecord[] = [];
-  for (const cs of cases) {
-    await t.test(cs.failpoint, async () => {
-      const r = await runCrashCase(c, cs, log);
-      console.log(describeReport(r));
-      assert.deepEqual(r.problems, [], describeReport(r));
-      if (cs.failpoint.startsWith('install.after-swap'))
-        assert.match(r.restartOutput, /finished installing a snapshot interrupted by a crash/);
-    });
-  }
+crashSuite('a follower killed at each point of a snapshot install recovers consistently', {
+  cases,
+  checkCase: (r, cs) => {
+    if (cs.failpoint.startsWith('install.after-swap'))
+      assert.match(r.restartOutput, /finished installing a snapshot interrupted by a crash/);
+  },
   // Without the marker the data checks still pass (the leader sends the snapshot again: see
   // docs/RELIABILITY.md), so what catches the planted bug is the recovery check above.
-  await t.test('planted bug install-no-marker with install.after-swap=crash is caught', async () => {
-    const r = await runCrashCase(
-      c,
-      {
-        failpoint: 'install.after-swap=crash',
-        victim: 'follower',
-        scenario: 'install',
-        bug: 'install-no-marker',
-      },
-      log,
-    );
-    console.log(describeReport(r));
-    assert.doesNotMatch(
-      r.restartOutput,
-      /finished installing a snapshot interrupted by a crash/,
-      'with the bug there is no marker to finish the install from',
-    );
-  });
+  more: async (t, c, log) => {
+    await t.test('planted bug install-no-marker with install.after-swap=crash is caught', async () => {
+      const r = await runCrashCase(
+        c,
+        {
+          failpoint: 'install.after-swap=crash',
+          victim: 'follower',
+          scenario: 'install',
+          bug: 'install-no-marker',
+        },
+        log,
+      );
+      console.log(describeReport(r));
+      assert.doesNotMatch(
+        r.restartOutput,
+        /finished installing a snapshot interrupted by a crash/,
+        'with the bug there is no marker to finish the install from',
+      );
+    });
+  },
 });

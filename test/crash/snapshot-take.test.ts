@@ -1,21 +1,7 @@
 // Crash safety of snapshot creation and log compaction (issue #6): a node dies exactly while it
 // copies data.db into a snapshot, before the copy is renamed into place, before raft.db is told,
 // inside and after raft.db's compaction; after a restart the cluster must be consistent.
-import { test, after } from 'node:test';
-import assert from 'node:assert/strict';
-import type { Cluster } from '../cluster/harness.js';
-import {
-  describeReport,
-  runCrashCase,
-  startCrashCluster,
-  type CrashCase,
-  type WriteRecord,
-} from './harness.js';
-
-const clusters: Cluster[] = [];
-after(async () => {
-  await Promise.all(clusters.map((c) => c.close()));
-});
+import { crashSuite, type CrashCase } from './harness.js';
 
 const cases: CrashCase[] = [
   { failpoint: 'snapshot.mid-copy=crash@2', victim: 'leader', scenario: 'load' },
@@ -25,17 +11,9 @@ const cases: CrashCase[] = [
   { failpoint: 'compact.after=crash', victim: 'leader', scenario: 'load' },
 ];
 
-test('a node killed at each point of snapshot creation and log compaction recovers consistently', async (t) => {
-  // 300 entries kept below a snapshot: a restarted node recovers from its own files and the log
-  // (a snapshot from the leader would replace what is being tested).
-  const c = await startCrashCluster({ TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: '300' });
-  clusters.push(c);
-  const log: WriteRecord[] = [];
-  for (const cs of cases) {
-    await t.test(cs.failpoint, async () => {
-      const r = await runCrashCase(c, cs, log);
-      console.log(describeReport(r));
-      assert.deepEqual(r.problems, [], describeReport(r));
-    });
-  }
+// 300 entries kept below a snapshot: a restarted node recovers from its own files and the log
+// (a snapshot from the leader would replace what is being tested).
+crashSuite('a node killed at each point of snapshot creation and log compaction recovers consistently', {
+  env: { TIMESTORE_SNAPSHOT_CATCHUP_ENTRIES: '300' },
+  cases,
 });

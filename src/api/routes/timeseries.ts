@@ -29,6 +29,7 @@ import { fieldPath, HttpProblem, zodFieldErrors } from '../problem.js';
 import { clientSignal, requestIdOf } from '../request-context.js';
 import { decodeAggregateCursor, encodeAggregateCursor, setNextPage } from '../paging.js';
 import { methodNotAllowed } from './method-not-allowed.js';
+import { structuralHazard } from '../../tsdb/json-hazard.js';
 
 const entryFields = Object.keys(entryInputSchema.shape);
 
@@ -260,26 +261,6 @@ function parseEntries(req: Request, res: Response): { entries: ValidEntry[]; sin
   check(body, '');
   if (errors.length > 0) throw HttpProblem.validation(errors, 'body');
   return { entries, single: true };
-}
-
-/** The first value nested deeper than maxDepth (the root is depth 1) or under a "__proto__" key, or null. Iterative. */
-function structuralHazard(
-  root: unknown,
-  maxDepth: number,
-): { path: PropertyKey[]; reason: 'depth' | 'proto' } | null {
-  const stack: Array<{ v: unknown; path: PropertyKey[] }> = [{ v: root, path: [] }];
-  while (stack.length > 0) {
-    const { v, path } = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
-    if (path.length >= maxDepth) return { path, reason: 'depth' };
-    if (Array.isArray(v)) v.forEach((x, i) => stack.push({ v: x, path: [...path, i] }));
-    else
-      for (const [k, x] of Object.entries(v)) {
-        if (k === '__proto__') return { path: [...path, k], reason: 'proto' };
-        stack.push({ v: x, path: [...path, k] });
-      }
-  }
-  return null;
 }
 
 function tooManyEntries(): HttpProblem {
