@@ -47,11 +47,13 @@ async function peerSnapshot(index: number): Promise<string> {
 }
 
 /** Serves GET /raft/snapshot/latest like a member does; `tamper` changes a byte after hashing. */
-async function servePeer(file: string, meta: SnapshotMeta, tamper = false): Promise<string> {
+async function servePeer(file: string, meta: SnapshotMeta, tamper = false, secret?: string): Promise<string> {
   const bytes = readFileSync(file);
   const sha = createHash('sha256').update(bytes).digest('hex');
   const server = createServer((req, res) => {
     if (req.url !== '/raft/snapshot/latest') return res.writeHead(404).end();
+    // As a member with --cluster-secret: a peer endpoint, 401 without the secret.
+    if (secret && req.headers.authorization !== `Bearer ${secret}`) return res.writeHead(401).end();
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
       'content-length': String(statSync(file).size),
@@ -85,7 +87,16 @@ function damagedNode(peerUrl: string): { dataDir: string } {
   return { dataDir };
 }
 
-async function run(snapIndex: number, opts: { tamper?: boolean; term?: number; damagedLocal?: number } = {}) {
+async function run(
+  snapIndex: number,
+  opts: {
+    tamper?: boolean;
+    term?: number;
+    damagedLocal?: number;
+    peerSecret?: string;
+    ourSecret?: string;
+  } = {},
+) {
   const file = await peerSnapshot(snapIndex);
   const meta: SnapshotMeta = {
     index: snapIndex,
@@ -93,14 +104,20 @@ async function run(snapIndex: number, opts: { tamper?: boolean; term?: number; d
     membership: { voters: ['n1', 'n2'], learners: [] },
     contexts: {},
   };
-  const url = await servePeer(file, meta, opts.tamper);
+  const url = await servePeer(file, meta, opts.tamper, opts.peerSecret);
   const { dataDir } = damagedNode(url);
   if (opts.damagedLocal !== undefined) {
     mkdirSync(join(dataDir, 'snapshots'), { recursive: true });
     writeFileSync(join(dataDir, 'snapshots', `snap-${opts.damagedLocal}.db`), Buffer.alloc(4096, 0x33));
   }
   const data = openDataStore(join(dataDir, 'data.db'));
-  const result = await recoverDataFromPeers({ selfId: 'n1', dataDir, data, log: silent });
+  const result = await recoverDataFromPeers({
+    selfId: 'n1',
+    dataDir,
+    data,
+    log: silent,
+    ...(opts.ourSecret ? { clusterSecret: opts.ourSecret } : {}),
+  });
   const applied = data.appliedIndex();
   const count = data.count();
   data.close();
@@ -179,4 +196,15 @@ test('a sound local snapshot that covers raft.db means nothing is fetched', asyn
   const r = await recoverDataFromPeers({ selfId: 'n1', dataDir, data, log: silent });
   data.close();
   assert.deepEqual(r, { action: 'not-needed' }, 'the driver restores its own snapshot');
+});
+
+test('with --cluster-secret the fetch carries the secret; without it the peer refuses and nothing changes', async () => {
+  const secret = 'a-cluster-secret-of-some-length';
+  const ok = await run(60, { peerSecret: secret, ourSecret: secret });
+  assert.equal(ok.result.action, 'restored', JSON.stringify(ok.result));
+  assert.equal(ok.applied, 60);
+  const refused = await run(60, { peerSecret: secret });
+  assert.equal(refused.result.action, 'impossible', JSON.stringify(refused.result));
+  assert.match(JSON.stringify(refused.result), /401/);
+  assert.equal(refused.applied, 0);
 });
