@@ -18,7 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { plainJsonPost, readBody, replayRequest as replay } from '../node/http-server.js';
+import { onResponseEnd, plainJsonPost, readBody, replayRequest as replay } from '../node/http-server.js';
 import type { TimeStoreService } from '../node/service.js';
 import type { Command, Point } from '../tsdb/model.js';
 import { pointToEntry } from '../tsdb/schemas.js';
@@ -121,10 +121,7 @@ async function write(
   res.setHeader('Location', `/api/timeseries/${stored.id}`);
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(json));
-  let done = false;
-  const finish = () => {
-    if (done) return;
-    done = true;
+  onResponseEnd(res, () => {
     opts.metrics?.requestsInFlight.dec();
     const ns = process.hrtime.bigint() - start;
     opts.metrics?.requestDuration.observe(
@@ -153,8 +150,6 @@ async function write(
       },
       'request',
     );
-  };
-  res.on('finish', finish);
-  res.on('close', finish);
+  });
   res.end(json);
 }

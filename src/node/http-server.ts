@@ -211,3 +211,15 @@ export function readBody(req: IncomingMessage, done: (body: Buffer) => void): vo
   });
   req.once('end', () => done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
 }
+
+/** Calls `fn` once, when the response has finished or its connection closed, whichever is first. */
+export function onResponseEnd(res: ServerResponse, fn: () => void): void {
+  let done = false;
+  const once = () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+  res.on('finish', once);
+  res.on('close', once);
+}

@@ -8,7 +8,7 @@
 // answers it as before (400 problem+json for a bad message).
 import { randomUUID } from 'node:crypto';
 import type { RequestListener, ServerResponse } from 'node:http';
-import { plainJsonPost, readBody, replayRequest } from '../http-server.js';
+import { onResponseEnd, plainJsonPost, readBody, replayRequest } from '../http-server.js';
 import type { Message } from '../../raft/types.js';
 import type { RaftRpcHandler } from './transport.js';
 import { appendFromWire, appendRequestSchema, appendResponseToWire } from './wire.js';
@@ -40,18 +40,13 @@ export function withAppendFastPath(
       const m = parseAppend(body, h.selfId);
       if (m === null) return replayRequest(req, res, body, next);
       opts.metrics?.requestsInFlight.inc();
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
+      onResponseEnd(res, () => {
         opts.metrics?.requestsInFlight.dec();
         opts.metrics?.requestDuration.observe(
           { method: 'POST', route: '/raft/append', status: String(res.statusCode) },
           Number(process.hrtime.bigint() - start) / 1e9,
         );
-      };
-      res.on('finish', finish);
-      res.on('close', finish);
+      });
       h.handleRequest(m).then(
         (resp) =>
           send(

@@ -25,6 +25,7 @@ import { request } from 'undici';
 import type { NodeId, SnapshotMeta } from '../../raft/types.js';
 import type { DataStore } from '../../storage/data-store.js';
 import { openRaftLog } from '../../storage/raft-log/index.js';
+import { pendingSnapshotMarker } from './driver.js';
 import type { Logger } from './transport.js';
 
 export interface DataRecoveryOptions {
@@ -173,7 +174,7 @@ export async function recoverDataFromPeers(opts: DataRecoveryOptions): Promise<D
         const hardState = { ...hard, commit: Math.max(hard.commit, meta.index) };
         // The same crash marker as a snapshot from the leader: a crash after the restore and before
         // raft.db records it is finished by the driver on the next start.
-        const marker = join(opts.dataDir, 'pending-snapshot.json');
+        const marker = pendingSnapshotMarker(opts.dataDir);
         if (!keepLog) writeFileSync(marker, JSON.stringify({ meta, path }));
         opts.data.restoreFrom(path);
         if (keepLog) raftLog.persist({ hardState });

@@ -61,6 +61,14 @@ export class ProposalFailedError extends Error {
   }
 }
 
+/**
+ * Written before a snapshot replaces data.db and removed once raft.db records it: a crash in
+ * between is finished on the next start (recoverPendingSnapshot). data-recovery.ts writes it too.
+ */
+export function pendingSnapshotMarker(dataDir: string): string {
+  return join(dataDir, 'pending-snapshot.json');
+}
+
 export function describeProposalError(e: ProposalError): string {
   switch (e.code) {
     case 'NotLeader':
@@ -334,9 +342,7 @@ export class RaftDriver implements RaftRpcHandler {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.transport.close();
-    const err = new ProposalFailedError(why, true);
-    for (const w of this.proposals.values()) w.reject(err);
-    this.proposals.clear();
+    const err = this.failProposals(why);
     for (const b of this.readBatches.values()) for (const w of b.waiters) w.reject(err);
     this.readBatches.clear();
     for (const w of this.readQueue) w.reject(err);
@@ -772,7 +778,7 @@ export class RaftDriver implements RaftRpcHandler {
     if (rd.entries.length > 0 || rd.hardState) this.observe('persisted', persistMs / 1000, rd.entries.length);
     if (rd.entries.length > 0) failpoint('raft.after-persist');
     if (rd.snapshot) {
-      rmSync(join(this.opts.dataDir, 'pending-snapshot.json'), { force: true });
+      rmSync(pendingSnapshotMarker(this.opts.dataDir), { force: true });
       this.applied = Math.max(this.applied, this.data.appliedIndex());
       // Proposals the snapshot covers have an unknown fate for this node: let callers retry.
       for (const [idx, w] of this.proposals) {
@@ -965,6 +971,14 @@ export class RaftDriver implements RaftRpcHandler {
     }
   }
 
+  /** Fails every proposal still waiting (retryable: another node may take it); returns the error. */
+  private failProposals(why: string): ProposalFailedError {
+    const err = new ProposalFailedError(why, true);
+    for (const w of this.proposals.values()) w.reject(err);
+    this.proposals.clear();
+    return err;
+  }
+
   /**
    * This node was removed: stop taking part. Ticks are skipped, so it neither campaigns nor times
    * out; it still answers Raft requests, so a leader that adds it back (same id, same data) can
@@ -978,9 +992,7 @@ export class RaftDriver implements RaftRpcHandler {
       { ...info, event: 'raft.removed' },
       'this node was removed from the cluster; it no longer campaigns or replicates',
     );
-    const err = new ProposalFailedError('this node was removed from the cluster', true);
-    for (const w of this.proposals.values()) w.reject(err);
-    this.proposals.clear();
+    this.failProposals('this node was removed from the cluster');
     this.notify();
     this.onRemoved(info);
   }
@@ -1008,7 +1020,7 @@ export class RaftDriver implements RaftRpcHandler {
 
   // ---------------------------------------------------------------- snapshots
   private recoverPendingSnapshot(): void {
-    const marker = join(this.opts.dataDir, 'pending-snapshot.json');
+    const marker = pendingSnapshotMarker(this.opts.dataDir);
     if (!existsSync(marker)) return;
     try {
       const { meta } = JSON.parse(readFileSync(marker, 'utf8')) as { meta: SnapshotMeta; path: string };
@@ -1027,7 +1039,7 @@ export class RaftDriver implements RaftRpcHandler {
     if (!path)
       throw new Error(`the core asked to install snapshot ${meta.index}, but no such file was received`);
     this.pendingSnapshotFiles.clear();
-    const marker = join(this.opts.dataDir, 'pending-snapshot.json');
+    const marker = pendingSnapshotMarker(this.opts.dataDir);
     if (!plantedBug('install-no-marker')) writeFileSync(marker, JSON.stringify({ meta, path }));
     failpoint('install.before-swap');
     const started = Date.now();

@@ -107,8 +107,9 @@ const REPAIR_ENV = 'TIMESTORE_RAFT_LOG_REPAIR';
 function openRaftLogOrRepair(config: NodeConfig, log: Logger): RaftLogStore {
   const path = join(config.dataDir, 'raft.db');
   const remedy = raftLogRemedy(config);
+  const options = { remedy, failpoint: failpointHook('compact.mid-transaction') };
   try {
-    return openRaftLog(path, { remedy, failpoint: failpointHook('compact.mid-transaction') });
+    return openRaftLog(path, options);
   } catch (err) {
     if (!(err instanceof RaftLogCorruptError)) throw err;
     const { damage } = err;
@@ -146,7 +147,7 @@ function openRaftLogOrRepair(config: NodeConfig, log: Logger): RaftLogStore {
     } finally {
       store.close();
     }
-    return openRaftLog(path, { remedy, failpoint: failpointHook('compact.mid-transaction') });
+    return openRaftLog(path, options);
   }
 }
 
@@ -167,7 +168,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
 
   // A cluster bootstrapped just now has its founding config entries committed: nothing to replay.
   const bootstrappedNow = raftLog.isEmpty();
-  if (raftLog.isEmpty()) {
+  if (bootstrappedNow) {
     if (config.peers) {
       raftLog.bootstrap(config.peers);
       log.info({ voters: config.peers.map((p) => p.id) }, 'bootstrapped a new cluster');
