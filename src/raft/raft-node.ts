@@ -764,11 +764,15 @@ export class RaftNode implements RaftNodeApi {
     if (this.role === 'Leader') this.bcastAppend();
   }
 
-  private bcastAppend(): void {
+  /**
+   * `commitNotice`: the broadcast only tells followers a new commit index. Those of its appends that
+   * carry no entries are marked `lazy` (see the Message type): no Raft rule waits for them.
+   */
+  private bcastAppend(commitNotice = false): void {
     for (const id of this.prs.keys()) {
       if (id === this.id) continue;
       // In replicate state, fill the inflight window now rather than one message per ack.
-      if (this.maybeSendAppend(id, true)) while (this.maybeSendAppend(id, false));
+      if (this.maybeSendAppend(id, true, commitNotice)) while (this.maybeSendAppend(id, false));
     }
   }
 
@@ -796,7 +800,7 @@ export class RaftNode implements RaftNodeApi {
     }
   }
 
-  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean, lazyIfEmpty = false): boolean {
     const pr = this.prs.get(to);
     if (!pr || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
@@ -824,6 +828,7 @@ export class RaftNode implements RaftNodeApi {
       entries: ents,
       leaderCommit: this.log.committed,
       readCtx: this.roundSeq,
+      ...(lazyIfEmpty && ents.length === 0 ? { lazy: true } : {}),
     });
     if (pr.state === 'replicate') {
       const last = ents[ents.length - 1];
@@ -882,7 +887,7 @@ export class RaftNode implements RaftNodeApi {
 
       if (this.maybeCommit()) {
         if (this.role !== 'Leader') return;
-        this.bcastAppend();
+        this.bcastAppend(true);
       } else if (wasPaused) {
         this.maybeSendAppend(m.from, true);
       }

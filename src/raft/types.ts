@@ -92,6 +92,13 @@ export type Message =
        * requests registered before the round and dates the leader lease. 0 before the first round.
        */
       readCtx: number;
+      /**
+       * Set on an empty append that only carries a new commit index (a commit notice): nothing in
+       * Raft waits for it, so the driver may hold it briefly and fold it into the next append to
+       * the same follower (whose leaderCommit is at least as high). Never set on heartbeats or
+       * probes. Not part of the wire format.
+       */
+      lazy?: true;
     }
   | {
       type: 'appendResponse';
