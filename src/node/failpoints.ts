@@ -49,6 +49,8 @@ export const PLANTED_BUGS = {
   'apply-no-txn':
     "data.db records a batch's applied index in its own transaction before the batch's writes (not atomic)",
   'install-no-marker': 'a follower installs a snapshot without writing pending-snapshot.json first',
+  'ack-before-fsync':
+    "the Raft loop sends a Ready's messages and applies its entries while raft.db's fsync of it is still running",
 } as const satisfies Record<string, string>;
 
 export type PlantedBug = keyof typeof PLANTED_BUGS;

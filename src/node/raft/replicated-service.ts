@@ -188,8 +188,15 @@ export class ReplicatedService implements TimeStoreService {
       if (prev) return prev.result;
     }
     const result = (async () => {
-      const { index, result } = await this.driver.propose(command, this.timeoutMs, proposalTrace(command));
-      return { index, points: result?.points ?? [] };
+      // The forwarding follower answers its client only once it applied the write itself: while
+      // this is in flight the driver sends commit notices at once instead of holding them.
+      this.driver.forwardsInFlight++;
+      try {
+        const { index, result } = await this.driver.propose(command, this.timeoutMs, proposalTrace(command));
+        return { index, points: result?.points ?? [] };
+      } finally {
+        this.driver.forwardsInFlight--;
+      }
     })();
     if (id) {
       this.forwarded.set(id, { at: now, result });
@@ -275,7 +282,11 @@ export class ReplicatedService implements TimeStoreService {
   async handleReadIndex(): Promise<number> {
     if (this.driver.role !== 'Leader')
       throw new ProposalFailedError('not the leader', true, this.driver.leaderId);
-    return this.driver.readIndex();
+    const index = await this.driver.readIndex();
+    // The asking follower serves its read once it applied this far: it must not wait for a held
+    // commit notice.
+    this.driver.flushCommitNotices();
+    return index;
   }
 }
 
