@@ -86,16 +86,19 @@ export function createUuidV7Generator(opts: UuidV7Options = {}): () => string {
   };
 }
 
-function hex(n: number, width: number): string {
-  return n.toString(16).padStart(width, '0');
-}
+// Hex by byte through a table: toString(16) + padStart per group was ~2 % of a leader's CPU at
+// 64 clients (one id per write).
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const hex16 = (n: number) => HEX[(n >>> 8) & 0xff]! + HEX[n & 0xff]!;
+const hex32 = (n: number) => hex16(n >>> 16) + hex16(n & 0xffff);
 
 function format(ms: number, randA: number, randBHi: number, randBLo: number): string {
-  const tsHex = hex(ms, 12);
+  // ms has 48 bits: the top 32 and the low 16, each an exact integer.
+  const msHi = Math.floor(ms / 0x10000);
+  const msLo = ms % 0x10000;
   // The 4th group is var(2) plus the top 14 bits of randBHi; the 5th is the remaining 48 bits.
   const group4 = 0x8000 | (randBHi >>> 16); // var bits + top 14 bits of randBHi
-  const group5 = hex(randBHi & 0xffff, 4) + hex(randBLo, 8);
-  return `${tsHex.slice(0, 8)}-${tsHex.slice(8, 12)}-${hex(0x7000 | randA, 4)}-${hex(group4, 4)}-${group5}`;
+  return `${hex32(msHi)}-${hex16(msLo)}-${hex16(0x7000 | randA)}-${hex16(group4)}-${hex16(randBHi & 0xffff)}${hex32(randBLo >>> 0)}`;
 }
 
 const defaultGenerator = createUuidV7Generator();

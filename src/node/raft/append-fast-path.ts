@@ -8,7 +8,14 @@
 // answers it as before (400 problem+json for a bad message).
 import { randomUUID } from 'node:crypto';
 import type { RequestListener, ServerResponse } from 'node:http';
-import { onResponseEnd, plainJsonPost, readBody, replayRequest } from '../http-server.js';
+import {
+  durationObserver,
+  onResponseEnd,
+  plainJsonPost,
+  readBody,
+  replayRequest,
+  type DurationHistogram,
+} from '../http-server.js';
 import type { Message } from '../../raft/types.js';
 import type { RaftRpcHandler } from './transport.js';
 import { appendFromWire, appendRequestSchema, appendResponseToWire } from './wire.js';
@@ -21,7 +28,7 @@ export interface AppendFastPathOptions {
   /** --cluster-secret: a request without it goes to express, whose peerAuth answers 401. */
   clusterSecret?: string;
   metrics?: {
-    requestDuration: { observe(labels: { method: string; route: string; status: string }, v: number): void };
+    requestDuration: DurationHistogram;
     requestsInFlight: { inc(): void; dec(): void };
   };
 }
@@ -31,6 +38,7 @@ export function withAppendFastPath(
   opts: AppendFastPathOptions,
   next: RequestListener,
 ): RequestListener {
+  const observeDuration = durationObserver(opts.metrics?.requestDuration, '/raft/append');
   return (req, res) => {
     if (req.url !== '/raft/append' || !plainJsonPost(req, opts.maxBodyBytes)) return next(req, res);
     if (opts.clusterSecret && !carriesSecret(req.headers.authorization, opts.clusterSecret))
@@ -42,10 +50,7 @@ export function withAppendFastPath(
       opts.metrics?.requestsInFlight.inc();
       onResponseEnd(res, () => {
         opts.metrics?.requestsInFlight.dec();
-        opts.metrics?.requestDuration.observe(
-          { method: 'POST', route: '/raft/append', status: String(res.statusCode) },
-          Number(process.hrtime.bigint() - start) / 1e9,
-        );
+        observeDuration(res.statusCode, Number(process.hrtime.bigint() - start) / 1e9);
       });
       h.handleRequest(m).then(
         (resp) =>
