@@ -204,6 +204,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     let closing: Promise<void> | null = null;
     const close = () =>
       (closing ??= (async () => {
+        raft?.service.beginShutdown(); // forwarded writes stop waiting for this node's own apply
         await raft?.prepareShutdown(); // a leader hands leadership over while HTTP still serves
         await obs?.close(); // probes fail with `stopping`; the leader label goes to follower
         await http.close(opts.shutdownGraceMs ?? 10_000);

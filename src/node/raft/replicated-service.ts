@@ -44,9 +44,25 @@ export class ReplicatedService implements TimeStoreService {
     private readonly opts: ReplicatedServiceOptions = {},
   ) {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.stopping = new Promise<void>((r) => (this.markStopping = r));
+  }
+
+  /**
+   * The node begins to shut down (before its HTTP server closes). A write forwarded through this
+   * node that the leader has acknowledged is then answered without waiting for this node's own
+   * apply: that wait is for reading the write back here, and this node is going away; its peer
+   * connections are being closed, so the commit notice it waits for may never arrive (the write
+   * would hang until its timeout and hold the shutdown up).
+   */
+  beginShutdown(): void {
+    this.markStopping();
   }
 
   private active = 0;
+
+  /** Resolves once the node began shutting down (beginShutdown). */
+  private readonly stopping: Promise<void>;
+  private markStopping: () => void = () => {};
 
   private closing: Promise<void> | null = null;
 
@@ -146,7 +162,10 @@ export class ReplicatedService implements TimeStoreService {
           );
           if (res.status === 200) {
             const body = res.body as WriteResult;
-            await d.waitApplied(body.index, Math.max(1, deadline - Date.now()));
+            await Promise.race([
+              d.waitApplied(body.index, Math.max(1, deadline - Date.now())),
+              this.stopping,
+            ]);
             return { index: body.index, points: body.points };
           }
           const detail = (res.body as { detail?: string })?.detail ?? `HTTP ${res.status}`;
