@@ -354,7 +354,7 @@ export class RaftDriver implements RaftRpcHandler {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
-    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.clearNoticeTimer();
     if (this.applyTimer) clearTimeout(this.applyTimer);
     this.heldNotices.clear();
     this.transport.close();
@@ -841,20 +841,12 @@ export class RaftDriver implements RaftRpcHandler {
       if (rd.entries.length > 0 || rd.hardState)
         this.observe('persisted', persistMs / 1000, rd.entries.length);
     };
-    if (!mustSync) {
-      recordPersist();
-      this.afterPersist(rd, ss, rest, changed);
-      return true;
-    }
-    if (!this.asyncFsync || rd.snapshot) {
-      // A snapshot's Ready is rare and swaps files around: kept fully synchronous.
-      this.raftLog.syncWalSync();
-      recordPersist();
-      this.afterPersist(rd, ss, rest, changed);
-      return true;
-    }
-    if (plantedBug('ack-before-fsync')) {
-      this.raftLog.sync(() => {});
+    // A snapshot's Ready is rare and swaps files around: kept fully synchronous.
+    const async = mustSync && this.asyncFsync && !rd.snapshot;
+    if (!async || plantedBug('ack-before-fsync')) {
+      if (async)
+        this.raftLog.sync(() => {}); // the planted bug: nothing waits for this fsync
+      else if (mustSync) this.raftLog.syncWalSync();
       recordPersist();
       this.afterPersist(rd, ss, rest, changed);
       return true;
@@ -988,12 +980,14 @@ export class RaftDriver implements RaftRpcHandler {
     }, this.commitNoticeDelayMs);
   }
 
+  private clearNoticeTimer(): void {
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.noticeTimer = null;
+  }
+
   /** Send every held commit notice now (a follower waits for its apply). */
   flushCommitNotices(): void {
-    if (this.noticeTimer) {
-      clearTimeout(this.noticeTimer);
-      this.noticeTimer = null;
-    }
+    this.clearNoticeTimer();
     if (this.heldNotices.size === 0) return;
     const msgs = [...this.heldNotices.values()];
     this.heldNotices.clear();
@@ -1007,10 +1001,7 @@ export class RaftDriver implements RaftRpcHandler {
   private send(msgs: Message[]): void {
     if (this.heldNotices.size > 0) {
       for (const m of msgs) if (m.type === 'append') this.heldNotices.delete(m.to);
-      if (this.heldNotices.size === 0 && this.noticeTimer) {
-        clearTimeout(this.noticeTimer);
-        this.noticeTimer = null;
-      }
+      if (this.heldNotices.size === 0) this.clearNoticeTimer();
     }
     if (msgs.length > 0) this.transport.send(msgs);
   }
@@ -1031,11 +1022,8 @@ export class RaftDriver implements RaftRpcHandler {
     if (this.stopped || this.applyQueue.length === 0) return;
     const entries = this.applyQueue.length > limit ? this.applyQueue.splice(0, limit) : this.applyQueue;
     if (entries === this.applyQueue) this.applyQueue = [];
-    else {
-      // The rest in a later turn: HTTP (probes, status) is answered in between.
-      this.applyScheduled = true;
-      setImmediate(() => this.drainApply());
-    }
+    // The rest in a later turn: HTTP (probes, status) is answered in between.
+    else this.scheduleApply();
     const ta = performance.now();
     try {
       this.apply(entries);

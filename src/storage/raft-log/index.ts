@@ -187,7 +187,7 @@ export class RaftLogStore implements Storage {
       this.db.pragma('journal_mode = WAL');
       // NORMAL: SQLite does not fsync at commit (only around checkpoints, so the WAL can be reused
       // safely); this store fsyncs the WAL itself after every transaction that must be durable,
-      // synchronously (durably()) or, on the Raft loop's hot path, on libuv's thread pool
+      // synchronously (durably(), persist()) or, on the Raft loop's hot path, on libuv's thread pool
       // (persistUnsynced() + sync()), so the event loop keeps serving while the disk flushes.
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('busy_timeout = 5000');
@@ -407,19 +407,17 @@ export class RaftLogStore implements Storage {
       kind: 'config',
       data: JSON.stringify({ type: 'addVoter', nodeId: v.id, context: v.url } satisfies ConfChange),
     }));
-    this.db.transaction(() => {
+    this.durably(() => {
       this.writeEntries(entries);
       this.putMeta('hardState', { term: 1, vote: null, commit: entries.length });
       this.putMeta('bootstrapped', true);
-    })();
-    this.syncWalSync();
+    });
     this.hard = { term: 1, vote: null, commit: entries.length };
   }
 
   /** Mark a joining node as initialised (empty membership, waits for the leader). */
   markJoining(): void {
-    this.db.transaction(() => this.putMeta('bootstrapped', 'join'))();
-    this.syncWalSync();
+    this.durably(() => this.putMeta('bootstrapped', 'join'));
   }
 
   // ---------------------------------------------------------------- Storage
@@ -567,6 +565,12 @@ export class RaftLogStore implements Storage {
     fdatasyncSync(this.wal());
   }
 
+  /** `fn` in one transaction, durable when this returns. */
+  private durably(fn: () => void): void {
+    this.db.transaction(fn)();
+    this.syncWalSync();
+  }
+
   /**
    * Make every transaction written before this call durable, on libuv's thread pool; `done` gets
    * the fsync's error, if any (the caller must then treat the node's state as unknown).
@@ -645,7 +649,7 @@ export class RaftLogStore implements Storage {
    */
   compact(meta: SnapshotMeta, compactTo = meta.index): void {
     compactTo = Math.min(compactTo, meta.index, this.last);
-    this.db.transaction(() => {
+    this.durably(() => {
       if (meta.index > this.snap.index) {
         this.putMeta('snapshot', meta);
         this.snap = meta;
@@ -659,8 +663,7 @@ export class RaftLogStore implements Storage {
         this.compactTerm = t;
         this.tail = this.tail.filter((e) => e.index > compactTo);
       }
-    })();
-    this.syncWalSync();
+    });
   }
 
   /** Membership and member URLs in force after the entry at `index` (≥ the snapshot index). */
@@ -687,8 +690,7 @@ export class RaftLogStore implements Storage {
 
   /** The node has committed past abstainUntil: an ordinary voter again. Durable (fsync). */
   clearAbstain(): void {
-    this.db.transaction(() => this.stmts.deleteMeta.run('abstainUntil'))();
-    this.syncWalSync();
+    this.durably(() => this.stmts.deleteMeta.run('abstainUntil'));
   }
 
   /**
@@ -703,7 +705,7 @@ export class RaftLogStore implements Storage {
     if (from <= this.compactIndex || from > oldLast)
       throw new Error(`truncateDamaged(${from}): expected an index in ${this.compactIndex + 1}..${oldLast}`);
     const until = Math.max(oldLast, this.abstainUntil());
-    this.db.transaction(() => {
+    this.durably(() => {
       this.stmts.deleteFrom.run(from);
       let last = from - 1;
       if (from <= this.snap.index) {
@@ -719,8 +721,7 @@ export class RaftLogStore implements Storage {
       this.putMeta('abstainUntil', until);
       this.last = last;
       this.tail = [];
-    })();
-    this.syncWalSync();
+    });
     return { from, oldLast, abstainUntil: until };
   }
 
