@@ -744,7 +744,15 @@ export class RaftDriver implements RaftRpcHandler {
    * only shows in the next Ready, which is handled after this one.
    */
   private syncing = false;
-  private readonly asyncFsync = process.env.TIMESTORE_RAFT_ASYNC_FSYNC !== '0';
+  /**
+   * Who fsyncs on the thread pool. A leader does: while its fsync runs it parses and proposes the
+   * writes that form the next Ready (group commit). A follower fsyncs on the event loop: what
+   * arrives meanwhile waits in the socket and forms the next Ready just the same, and the two
+   * hand-offs between threads (~70 µs measured with three members fsyncing at once, see
+   * docs/BENCHMARKS.md) stay off the write's critical path. TIMESTORE_RAFT_ASYNC_FSYNC: `leader`
+   * (default), `1` (every role), `0` (none).
+   */
+  private readonly asyncFsync = fsyncMode(process.env.TIMESTORE_RAFT_ASYNC_FSYNC);
 
   private fail(err: Error): void {
     if (this.fatal) return;
@@ -842,9 +850,12 @@ export class RaftDriver implements RaftRpcHandler {
         this.observe('persisted', persistMs / 1000, rd.entries.length);
     };
     // A snapshot's Ready is rare and swaps files around: kept fully synchronous.
-    const async = mustSync && this.asyncFsync && !rd.snapshot;
+    const async =
+      mustSync &&
+      !rd.snapshot &&
+      (this.asyncFsync === 'all' || (this.asyncFsync === 'leader' && ss.role === 'Leader'));
     if (!async || plantedBug('ack-before-fsync')) {
-      if (async)
+      if (mustSync && plantedBug('ack-before-fsync'))
         this.raftLog.sync(() => {}); // the planted bug: nothing waits for this fsync
       else if (mustSync) this.raftLog.syncWalSync();
       recordPersist();
@@ -1361,4 +1372,13 @@ export class RaftDriver implements RaftRpcHandler {
       }
     }
   }
+}
+
+/** TIMESTORE_RAFT_ASYNC_FSYNC: which roles fsync raft.db on the thread pool. */
+export function fsyncMode(v: string | undefined): 'all' | 'leader' | 'none' {
+  const t = (v ?? '').trim().toLowerCase();
+  if (t === '' || t === 'leader') return 'leader';
+  if (t === '1' || t === 'all' || t === 'true') return 'all';
+  if (t === '0' || t === 'none' || t === 'false') return 'none';
+  throw new Error(`TIMESTORE_RAFT_ASYNC_FSYNC: expected leader, 1 (all roles) or 0 (none), got "${v}"`);
 }
