@@ -374,7 +374,14 @@ class PeerRequestScope {
   private static subscribe(): void {
     if (PeerRequestScope.subscribed) return;
     PeerRequestScope.subscribed = true;
-    const pending = new WeakMap<object, { span: Span; scope: PeerRequestScope; forward: boolean }>();
+    const pending = new WeakMap<
+      object,
+      {
+        span: Span;
+        scope: PeerRequestScope;
+        /** Writes a forward carries (0: not a forward). */ forward: number;
+      }
+    >();
     // Snapshot sends in progress, by target origin (the transport sends one at a time per peer).
     const sends = new Map<string, { t0: number; index: number; bytes: number; span: Span }>();
     const snapshotRequests = new WeakMap<object, { origin: string; install: boolean }>();
@@ -442,7 +449,10 @@ class PeerRequestScope {
       );
       const headers = injectTraceHeaders({} as Record<string, string>, trace.setSpan(parent, span));
       for (const [k, v] of Object.entries(headers)) request.addHeader?.(k, v);
-      pending.set(request, { span, scope, forward: path === '/raft/forward' });
+      // A batched forward (forward-batcher.ts) says how many writes it carries.
+      const forward =
+        path === '/raft/forward' ? Number(new URLSearchParams(query).get('commands') ?? 1) || 1 : 0;
+      pending.set(request, { span, scope, forward });
     });
     diagnosticsChannel.subscribe('undici:request:headers', (msg) => {
       const { request, response } = msg as { request: object; response: { statusCode: number } };
@@ -461,7 +471,10 @@ class PeerRequestScope {
       if (response.statusCode >= 500) p.span.setStatus({ code: 2 });
       p.span.end();
       if (p.forward)
-        p.scope.metrics.api.forwardedWrites.inc({ result: response.statusCode === 200 ? 'ok' : 'error' });
+        p.scope.metrics.api.forwardedWrites.inc(
+          { result: response.statusCode === 200 ? 'ok' : 'error' },
+          p.forward,
+        );
     });
     diagnosticsChannel.subscribe('undici:request:error', (msg) => {
       const { request, error } = msg as { request: object; error: unknown };
@@ -476,7 +489,7 @@ class PeerRequestScope {
       pending.delete(request);
       recordError(p.span, error);
       p.span.end();
-      if (p.forward) p.scope.metrics.api.forwardedWrites.inc({ result: 'error' });
+      if (p.forward) p.scope.metrics.api.forwardedWrites.inc({ result: 'error' }, p.forward);
     });
   }
 }

@@ -312,6 +312,25 @@ export const commandSchema = z
     }),
   );
 
+/** Most commands in one forwarded batch (src/node/raft/forward-batcher.ts keeps below it). */
+export const MAX_FORWARD_BATCH = 256;
+
+/** POST /raft/forward: one command, or a batch of them (each answered on its own). */
+export const forwardRequestSchema = z
+  .object({
+    command: commandSchema.optional(),
+    // Each command of a batch is validated on its own (commandSchema, by the route): one bad
+    // command is answered 400 alone and does not fail the commands sent with it.
+    commands: z
+      .array(z.unknown(), { error: 'expected an array of commands' })
+      .min(1, { error: 'expected at least one command' })
+      .max(MAX_FORWARD_BATCH, { error: `expected at most ${MAX_FORWARD_BATCH} commands` })
+      .optional(),
+  })
+  .refine((b) => (b.command === undefined) !== (b.commands === undefined), {
+    error: 'expected exactly one of "command" (one command) and "commands" (a batch)',
+  });
+
 // ---------------------------------------------------------------------------------------------
 // Entry (response)
 // ---------------------------------------------------------------------------------------------

@@ -16,13 +16,16 @@ import {
   type WriteResult,
 } from '../service.js';
 import { ProposalFailedError, type RaftDriver } from './driver.js';
-import { PeerError } from './transport.js';
+import { ForwardBatcher } from './forward-batcher.js';
+import { JsonText, PeerError } from './transport.js';
 
 export interface ReplicatedServiceOptions {
   /** Longest a write or read waits for a leader / commit before 503. */
   requestTimeoutMs?: number;
   /** Called by close() after in-flight requests drained (stops the driver, closes raft.db). */
   onClose?: () => void | Promise<void>;
+  /** Forward requests to the leader on the wire at once; later writes wait and share the next (default 1). */
+  forwardsInFlight?: number;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -39,11 +42,26 @@ export class ReplicatedService implements TimeStoreService {
   /** Forwarded writes by request id: a retried forward joins (or returns) the first attempt. */
   private forwarded = new Map<string, { at: number; result: Promise<WriteResult> }>();
 
+  /** Writes this follower sends to the leader, batched while one is on the wire (forward-batcher.ts). */
+  private readonly forwarder: ForwardBatcher;
+
   constructor(
     readonly driver: RaftDriver,
     private readonly opts: ReplicatedServiceOptions = {},
   ) {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.forwarder = new ForwardBatcher(
+      (leader, body, commands, timeoutMs) =>
+        driver.transport.request(
+          { id: leader },
+          'POST',
+          // The count is for the sender's own metrics (observability.ts); the leader reads the body.
+          commands === 1 ? '/raft/forward' : `/raft/forward?commands=${commands}`,
+          new JsonText(body),
+          { timeoutMs },
+        ),
+      { maxInFlight: opts.forwardsInFlight },
+    );
     this.stopping = new Promise<void>((r) => (this.markStopping = r));
   }
 
@@ -150,16 +168,7 @@ export class ReplicatedService implements TimeStoreService {
         const onAbort = () => ac.abort(opts.signal?.reason);
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         try {
-          const res = await d.transport.request(
-            { id: leader },
-            'POST',
-            '/raft/forward',
-            { command: cmd },
-            {
-              timeoutMs: remaining,
-              signal: ac.signal,
-            },
-          );
+          const res = await this.forwarder.forward(leader, cmd, { timeoutMs: remaining, signal: ac.signal });
           if (res.status === 200) {
             const body = res.body as WriteResult;
             await Promise.race([

@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import express, { type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import type { Command } from '../../tsdb/model.js';
-import { commandSchema } from '../../tsdb/schemas.js';
+import { commandSchema, forwardRequestSchema } from '../../tsdb/schemas.js';
 import { ServiceUnavailableError } from '../service.js';
 import { ProposalFailedError, type RaftDriver } from './driver.js';
 import type { ReplicatedService } from './replicated-service.js';
@@ -93,36 +93,54 @@ export function statusBody(d: RaftDriver): StatusBody {
   };
 }
 
-function sendError(res: Response, err: unknown): void {
+/** The problem+json answer for an error of a peer endpoint: status, title, detail and extra members. */
+export interface ErrorProblem {
+  status: number;
+  title: string;
+  detail: string;
+  extra?: Record<string, unknown>;
+  retryAfterSeconds?: number;
+}
+
+export function errorProblem(err: unknown): ErrorProblem {
   if (err instanceof z.ZodError) {
     const errors = err.issues.slice(0, 20).map((i) => ({
       field: i.path.map(String).join('.') || 'body',
       message: i.message,
     }));
-    return problem(res, 400, 'Invalid request', errors.map((e) => `${e.field}: ${e.message}`).join('; '), {
-      errors,
-    });
+    return {
+      status: 400,
+      title: 'Invalid request',
+      detail: errors.map((e) => `${e.field}: ${e.message}`).join('; '),
+      extra: { errors },
+    };
   }
-  if (err instanceof InvalidCommandError) return problem(res, 400, 'Invalid command', err.message);
-  if (err instanceof ProposalFailedError) {
-    res.setHeader('Retry-After', '1');
-    return problem(
-      res,
-      err.retryable ? 503 : 409,
-      err.retryable ? 'Not possible right now' : 'Rejected',
-      err.message,
-      { leaderId: err.leaderId },
-    );
-  }
-  if (err instanceof ServiceUnavailableError) {
-    res.setHeader('Retry-After', String(err.retryAfterSeconds));
-    return problem(res, 503, 'Service unavailable', err.message);
-  }
-  if (err instanceof PeerError) {
-    res.setHeader('Retry-After', '1');
-    return problem(res, 503, 'Leader unreachable', err.message);
-  }
-  problem(res, 500, 'Internal error', String((err as Error)?.message ?? err));
+  if (err instanceof InvalidCommandError)
+    return { status: 400, title: 'Invalid command', detail: err.message };
+  if (err instanceof ProposalFailedError)
+    return {
+      status: err.retryable ? 503 : 409,
+      title: err.retryable ? 'Not possible right now' : 'Rejected',
+      detail: err.message,
+      extra: { leaderId: err.leaderId },
+      retryAfterSeconds: 1,
+    };
+  if (err instanceof ServiceUnavailableError)
+    return {
+      status: 503,
+      title: 'Service unavailable',
+      detail: err.message,
+      retryAfterSeconds: err.retryAfterSeconds,
+    };
+  if (err instanceof PeerError)
+    return { status: 503, title: 'Leader unreachable', detail: err.message, retryAfterSeconds: 1 };
+  return { status: 500, title: 'Internal error', detail: String((err as Error)?.message ?? err) };
+}
+
+function sendError(res: Response, err: unknown): void {
+  const p = errorProblem(err);
+  if (p.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(p.retryAfterSeconds));
+  problem(res, p.status, p.title, p.detail, p.extra);
 }
 
 export interface ClusterRouterOptions {
@@ -172,7 +190,7 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
     '/raft/forward',
     json,
     wrap(async (req, res) => {
-      const body = z.object({ command: commandSchema }).parse(req.body);
+      const body = forwardRequestSchema.parse(req.body);
       if (d.role !== 'Leader') {
         return problem(
           res,
@@ -184,8 +202,21 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
           },
         );
       }
-      const result = await service.handleForward(body.command as Command);
-      res.json(result);
+      if (body.command) return res.json(await service.handleForward(body.command as Command));
+      // A batch (forward-batcher.ts): every command is proposed in this turn, so they share one
+      // Raft Ready (one fsync, one append per follower); each gets its own result or problem.
+      const asProblem = (err: unknown) => {
+        const p = errorProblem(err);
+        return { type: 'about:blank', title: p.title, status: p.status, detail: p.detail, ...p.extra };
+      };
+      const results = await Promise.all(
+        body.commands!.map((raw) => {
+          const c = commandSchema.safeParse(raw);
+          if (!c.success) return asProblem(c.error);
+          return service.handleForward(c.data as Command).then((r): unknown => r, asProblem);
+        }),
+      );
+      res.json({ results });
     }),
   );
 

@@ -46,6 +46,11 @@ export interface Logger {
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** A request body that is already JSON text (sent as it is, not serialized again). */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 export class PeerError extends Error {
   constructor(
     message: string,
@@ -401,7 +406,7 @@ export class RaftTransport {
           ...this.authHeaders(),
           ...(opts.headers ?? {}),
         },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
+        body: body instanceof JsonText ? body.text : body !== undefined ? JSON.stringify(body) : undefined,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         signal: opts.signal,
