@@ -7,6 +7,7 @@
 //   npm run bench:breakdown                      # 1 client, 8 s
 //   BENCH_CLIENTS=16 BENCH_SECONDS=5 npm run bench:breakdown
 //   TIMESTORE_COMMIT_NOTICE_DELAY_MS=0 npm run bench:breakdown   # node settings pass through
+//   BENCH_TARGETS=all BENCH_KEEP=1 npm run bench:breakdown        # via followers too; keep the logs
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,7 +77,9 @@ async function main(): Promise<void> {
     }
   });
   await stopSystem(ts);
-  rmSync(base, { recursive: true, force: true });
+  // BENCH_KEEP=1 keeps the data directories and the nodes' logs (n1.log, ...) for a look.
+  if (process.env.BENCH_KEEP === '1') console.log(`\nkept ${base}`);
+  else rmSync(base, { recursive: true, force: true });
 }
 
 main().then(

@@ -9,9 +9,10 @@
 // status, headers and body, recording the same request metrics and request log line.
 //
 // Anything else goes to express unchanged: another method, path, query string, content type or
-// encoding, a traceparent header, tracing turned on, a node that is not eligible (a follower:
-// forwarding is observed inside express), a body that is not exactly one valid entry, and a write
-// the service rejects. A request whose body was already read is replayed into express from the
+// encoding, a traceparent header, tracing turned on, a node that is not eligible, a body that is
+// not exactly one valid entry, and a write the service rejects. On a Raft follower the service
+// forwards the write to the leader (batched, forward-batcher.ts), observed in the node's peer scope
+// as inside express. A request whose body was already read is replayed into express from the
 // bytes read, so express sees the same request and produces the same answer (problem+json for bad
 // input, 503 when there is no leader, ...). A failed write is not retried: express gets the error
 // to report (FAST_WRITE_ERROR) instead of writing again.
@@ -47,8 +48,13 @@ export interface FastWriteMetrics {
 export interface FastWriteOptions {
   service: TimeStoreService;
   maxBodyBytes: number;
-  /** Whether this node takes the fast path now (e.g. it is the Raft leader). */
+  /** Whether this node takes the fast path now. */
   eligible: () => boolean;
+  /**
+   * Runs the write as a request of this node for what it sends to peers (a follower's forward:
+   * its span and timestore_forwarded_writes_total), as express's middleware does.
+   */
+  inPeerScope?: (fn: () => void) => void;
   metrics?: FastWriteMetrics;
   /** Gets the same "request" line as the express request logger (info). */
   requestLogger?: Logger;
@@ -77,7 +83,8 @@ export function withFastWrite(opts: FastWriteOptions, app: RequestListener): Req
     readBody(req, (body) => {
       const entry = parseSingleEntry(body);
       if (entry === null) return replay(req, res, body, app);
-      void write(opts, hot, req, res, body, entry, start, app);
+      if (opts.inPeerScope) opts.inPeerScope(() => void write(opts, hot, req, res, body, entry, start, app));
+      else void write(opts, hot, req, res, body, entry, start, app);
     });
   };
 }

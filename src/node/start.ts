@@ -147,7 +147,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
       extraRouters: [...obs.routers, ...(raft?.routers ?? []), ...(opts.extraRouters ?? [])],
     });
     // Single-entry writes skip express where nothing but the write itself is needed (fast-write.ts):
-    // on a single node and on the Raft leader, without tracing. TIMESTORE_FAST_WRITE=0 turns it off.
+    // on every node (a follower forwards), without tracing. TIMESTORE_FAST_WRITE=0 turns it off.
     const fast = process.env.TIMESTORE_FAST_WRITE !== '0' && !tracingEnabledFromEnv();
     const api = obs.metrics.api;
     const driver = raft?.driver;
@@ -156,7 +156,9 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
           {
             service,
             maxBodyBytes: config.maxBodyBytes,
-            eligible: driver ? () => driver.role === 'Leader' : () => true,
+            // A candidate has no leader to forward to: express waits for one and reports it.
+            eligible: driver ? () => driver.role !== 'Candidate' && driver.leaderId !== null : () => true,
+            inPeerScope: obs.inPeerScope,
             metrics: {
               requestDuration: api.requestDuration,
               requestsInFlight: api.requestsInFlight,
