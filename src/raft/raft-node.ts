@@ -175,6 +175,23 @@ export class RaftNode implements RaftNodeApi {
     return { ok: true, index: e.index, term: e.term };
   }
 
+  /**
+   * (index, term) is known to be committed: a leader of that term answered a write forwarded by
+   * this node with it. Commits this node's log up to `index` when its own entry there has `term`:
+   * by log matching its log then equals the leader's up to `index`, all of it committed. The
+   * follower can apply its forwarded write without waiting for the leader's next append to carry
+   * the commit index. Anything else (a different or missing entry there) is ignored: the leader's
+   * appends bring this node's log and commit index up to date as before. Returns whether the
+   * commit index moved.
+   */
+  learnCommitted(index: number, term: number): boolean {
+    if (!Number.isSafeInteger(index) || index <= this.log.committed || index > this.log.lastIndex())
+      return false;
+    if (!this.bugs.learnCommittedWithoutTermCheck && !this.log.matchTerm(index, term)) return false;
+    this.log.commitTo(index);
+    return true;
+  }
+
   readIndex(requestId: string): { ok: true } | { ok: false; error: ProposalError } {
     if (this.role !== 'Leader') return { ok: false, error: { code: 'NotLeader', leaderId: this.leaderId } };
     if (!this.committedOwnTerm() && !this.bugs.readIndexBeforeNoopCommit) {

@@ -193,6 +193,8 @@ export interface RaftBugs {
   readIndexBeforeNoopCommit?: boolean;
   /** Lease reads trust leadership without a quorum of recent answers (only CheckQuorum's step-down). */
   leaseWithoutQuorum?: boolean;
+  /** learnCommitted commits up to the index without checking that the local entry there has the term. */
+  learnCommittedWithoutTermCheck?: boolean;
 }
 
 export type ProposalError =
@@ -253,6 +255,8 @@ export interface RaftNodeApi {
   propose(data: string): ProposeResult;
   proposeConfChange(change: ConfChange): ProposeResult;
   readIndex(requestId: string): { ok: true } | { ok: false; error: ProposalError };
+  /** (index, term) is known to be committed; commits up to index if the local entry has that term. */
+  learnCommitted(index: number, term: number): boolean;
   transferLeadership(to: NodeId): { ok: true } | { ok: false; error: ProposalError };
   campaign(): void;
   hasReady(): boolean;

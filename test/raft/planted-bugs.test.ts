@@ -124,3 +124,16 @@ test('planted bug: lease reads without a quorum of recent answers return stale r
     profile: { read: 1, partition: 0.1 },
   });
 });
+
+test('planted bug: a commit hint taken without checking the local entry’s term applies a wrong entry', (t) => {
+  expectCaught(
+    t,
+    'learnCommittedWithoutTermCheck',
+    300,
+    /state machine safety|committed entry|leader completeness/,
+    {
+      ...figure8,
+      commitHints: true,
+    },
+  );
+});

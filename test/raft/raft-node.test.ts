@@ -373,3 +373,36 @@ test('PreVote: a node partitioned away does not disrupt the leader when it comes
   assert.equal(c.leader()?.id, l.id);
   assert.equal(l.raft.status().term, term);
 });
+
+test('learnCommitted: a follower commits up to an index only when its entry there has the term', () => {
+  const storage = new MemoryStorage(['a', 'b', 'c']);
+  const b = new RaftNode(baseConfig('b', storage));
+  const e = (index: number, term: number, data: string) => ({ index, term, kind: 'normal' as const, data });
+  b.step({
+    type: 'append',
+    from: 'a',
+    to: 'b',
+    term: 2,
+    prevLogIndex: 0,
+    prevLogTerm: 0,
+    entries: [e(1, 1, 'old'), e(2, 2, 'x'), e(3, 2, 'y')],
+    leaderCommit: 0,
+    readCtx: 0,
+  });
+  const rd = b.ready();
+  storage.append(rd.entries);
+  b.advance(rd);
+  assert.equal(b.status().commitIndex, 0);
+  assert.equal(b.learnCommitted(2, 1), false, 'another term at index 2: not the committed entry');
+  assert.equal(b.learnCommitted(4, 2), false, 'beyond the log');
+  assert.equal(b.learnCommitted(0, 0), false);
+  assert.equal(b.status().commitIndex, 0);
+  assert.equal(b.learnCommitted(2, 2), true);
+  assert.equal(b.status().commitIndex, 2);
+  assert.equal(b.hasReady(), true);
+  assert.deepEqual(
+    b.ready().committedEntries.map((x) => x.data),
+    ['old', 'x'],
+  );
+  assert.equal(b.learnCommitted(1, 1), false, 'at or below the commit index: nothing to learn');
+});

@@ -50,3 +50,16 @@ test('simulator: covers 1 to 7 nodes, crashes, partitions, snapshots, membership
   assert.deepEqual([...sizes].sort(), [1, 2, 3, 4, 5, 6, 7]);
   for (const [k, v] of Object.entries(totals)) assert.ok(v > 0, `no ${k} in 60 seeds`);
 });
+
+test('simulator: commit hints (a forwarded write’s answer) keep every invariant', () => {
+  let hints = 0;
+  const failures: string[] = [];
+  for (let seed = 1; seed <= 300; seed++) {
+    const nodes = seedNodes(seed);
+    const r = runSim({ seed, nodes, faultTicks: CI_FAULT_TICKS, commitHints: true });
+    if (!r.ok) failures.push(`seed ${seed} (${nodes} nodes) at unit ${r.at}: ${r.violation}`);
+    hints += r.stats.hints;
+  }
+  assert.deepEqual(failures, []);
+  assert.ok(hints > 100, `only ${hints} hints moved a commit index in 300 seeds`);
+});

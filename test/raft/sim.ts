@@ -65,6 +65,13 @@ export interface SimOptions {
   checkSendDurability?: boolean;
   profile?: Partial<FaultProfile>;
   knobs?: Partial<RaftKnobs>;
+  /**
+   * Commit hints (RaftNode.learnCommitted, as a follower learns from the answer to a write it
+   * forwarded): an acknowledged entry's (index, term) reaches a random member after a random
+   * delay, during the faults. Drawn from an RNG of their own; off by default, so that seeds of the
+   * other campaigns replay as before.
+   */
+  commitHints?: boolean;
   /** Collect a trace; printed on failure by the CLI. */
   trace?: boolean;
   /** With trace: also log every message sent from this unit on. */
@@ -81,6 +88,8 @@ export interface SimStats {
   crashes: number;
   snapshotsSent: number;
   confChanges: number;
+  /** Commit hints that moved a member's commit index. */
+  hints: number;
   transfers: number;
   messages: number;
 }
@@ -211,10 +220,12 @@ class Sim {
     crashes: 0,
     snapshotsSent: 0,
     confChanges: 0,
+    hints: 0,
     transfers: 0,
     messages: 0,
   };
   private faultsOn = true;
+  private readonly hintRng: Rng | null;
 
   // ---- global truth the invariants are checked against
   private readonly leaderOfTerm = new Map<number, NodeId>();
@@ -235,6 +246,7 @@ class Sim {
   constructor(opts: SimOptions) {
     this.opts = opts;
     this.rng = new Rng(opts.seed);
+    this.hintRng = opts.commitHints ? new Rng((opts.seed ^ 0x5bd1e995) >>> 0) : null;
     const profileRng = this.rng.fork();
     this.profile = { ...drawProfile(profileRng), ...opts.profile };
     this.knobs = { ...DEFAULT_KNOBS, ...drawKnobs(profileRng), ...opts.knobs };
@@ -525,6 +537,7 @@ class Sim {
           this.acked.push({ index: e.index, term: e.term, value: e.data });
           this.maxAckedIndex = Math.max(this.maxAckedIndex, e.index);
           this.stats.acked++;
+          if (this.hintRng && this.faultsOn) this.hint(e.index, e.term);
         }
       }
       const s = this.sentinel;
@@ -547,6 +560,22 @@ class Sim {
       }
       this.stats.reads++;
     }
+  }
+
+  /** An acknowledged (index, term) reaches a random member later (see SimOptions.commitHints). */
+  private hint(index: number, term: number): void {
+    const rng = this.hintRng!;
+    const delay = rng.int(4 * TICK);
+    const pick = rng.float();
+    this.schedule(delay, () => {
+      const live = this.live();
+      if (live.length === 0) return;
+      const n = live[Math.floor(pick * live.length)]!;
+      if (n.raft!.learnCommitted(index, term)) {
+        this.stats.hints++;
+        this.log(`${n.id} learns ${index}@${term} is committed`);
+      }
+    });
   }
 
   private applyConfig(n: SimNode, e: Entry): void {

@@ -460,7 +460,7 @@ export class RaftDriver implements RaftRpcHandler {
     command: Command,
     timeoutMs = 30_000,
     trace?: ProposalTrace,
-  ): Promise<{ index: number; result: ApplyResult | null }> {
+  ): Promise<{ index: number; term: number; result: ApplyResult | null }> {
     if (this.stopped) {
       const err = new ProposalFailedError('the node is shutting down', true);
       trace?.fail(err);
@@ -486,7 +486,7 @@ export class RaftDriver implements RaftRpcHandler {
     return this.waitProposal(r.index, r.term, timeoutMs, trace).then(
       (v) => {
         this.observe('proposal', 'committed', seconds());
-        return v;
+        return { ...v, term: r.term };
       },
       (err: unknown) => {
         const timedOut = err instanceof ProposalFailedError && /not committed within/.test(err.message);
@@ -552,6 +552,16 @@ export class RaftDriver implements RaftRpcHandler {
    * linearizable. Reads that arrive together share one ReadIndex round (the round is started
    * after all of them arrived, in the next loop turn).
    */
+  /**
+   * The leader answered a write this node forwarded: (index, term) is committed. Lets this node
+   * apply it without waiting for the leader's next append (RaftNode.learnCommitted checks that
+   * the local entry there is that one).
+   */
+  learnCommitted(index: number, term: number): void {
+    if (this.stopped) return;
+    if (this.node.learnCommitted(index, term)) this.schedule(true);
+  }
+
   readIndex(): Promise<number> {
     if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
     return new Promise((resolve, reject) => {

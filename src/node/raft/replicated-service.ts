@@ -40,7 +40,7 @@ export class ReplicatedService implements TimeStoreService {
   readonly timeoutMs: number;
   private closed = false;
   /** Forwarded writes by request id: a retried forward joins (or returns) the first attempt. */
-  private forwarded = new Map<string, { at: number; result: Promise<WriteResult> }>();
+  private forwarded = new Map<string, { at: number; result: Promise<WriteResult & { term: number }> }>();
 
   /** Writes this follower sends to the leader, batched while one is on the wire (forward-batcher.ts). */
   private readonly forwarder: ForwardBatcher;
@@ -170,7 +170,10 @@ export class ReplicatedService implements TimeStoreService {
         try {
           const res = await this.forwarder.forward(leader, cmd, { timeoutMs: remaining, signal: ac.signal });
           if (res.status === 200) {
-            const body = res.body as WriteResult;
+            const body = res.body as WriteResult & { term?: unknown };
+            // The answer says the entry is committed: apply it here without waiting for the
+            // leader's next append to say so (older leaders do not send the term).
+            if (typeof body.term === 'number') d.learnCommitted(body.index, body.term);
             await Promise.race([
               d.waitApplied(body.index, Math.max(1, deadline - Date.now())),
               this.stopping,
@@ -207,7 +210,7 @@ export class ReplicatedService implements TimeStoreService {
   }
 
   /** The leader's side of a forwarded write: deduplicated by request id. */
-  handleForward(command: Command): Promise<WriteResult> {
+  handleForward(command: Command): Promise<WriteResult & { term: number }> {
     checkCommand(command);
     const now = Date.now();
     const id = command.requestId;
@@ -220,8 +223,12 @@ export class ReplicatedService implements TimeStoreService {
       // this is in flight the driver sends commit notices at once instead of holding them.
       this.driver.forwardsInFlight++;
       try {
-        const { index, result } = await this.driver.propose(command, this.timeoutMs, proposalTrace(command));
-        return { index, points: result?.points ?? [] };
+        const { index, term, result } = await this.driver.propose(
+          command,
+          this.timeoutMs,
+          proposalTrace(command),
+        );
+        return { index, term, points: result?.points ?? [] };
       } finally {
         this.driver.forwardsInFlight--;
       }
