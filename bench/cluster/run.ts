@@ -27,10 +27,12 @@ const HEARTBEAT_MS = Number(process.env.BENCH_HEARTBEAT_MS ?? 100);
 /** 'leader': clients send to the leader; 'all': round-robin over the 3 members. */
 const TARGETS = (process.env.BENCH_TARGETS ?? 'leader,all').split(',') as Array<'leader' | 'all'>;
 /**
- * Seconds of unmeasured 16-client load on each system before the first case: TimeStore runs on a JIT
- * (V8 compiles hot code after it has run a while; measured here, the first seconds of a fresh node
- * cost about 1.4x the CPU per write of a warm one), etcd is compiled ahead of time. A database server
- * runs for days, so both are measured warm. 0 measures cold.
+ * Seconds of unmeasured load on each system before the first case, once at 16 clients and once at
+ * 1: TimeStore runs on a JIT (V8 compiles hot code after it has run a while; measured here, the
+ * first seconds of a fresh node cost about 1.4x the CPU per write of a warm one, and a node warmed
+ * at 16 clients only still got faster over its first 20 s at 1 client, whose code paths differ:
+ * prompt Readies, held commit notices). etcd is compiled ahead of time. A database server runs for
+ * days, so both are measured warm, with the same warm-up. 0 measures cold.
  */
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
 /** Runs of each case per system (orders alternate); the table shows the run with the median rate. */
@@ -70,10 +72,12 @@ async function main(): Promise<void> {
   await startSystem(et);
   if (WARMUP_SECONDS > 0) {
     for (const s of [ts, et]) {
-      const w = await runLoad(s.target([(await s.leader()).url]), 16, WARMUP_SECONDS * 1000, 0);
-      console.log(
-        `${s.name.padEnd(9)} warm-up: ${WARMUP_SECONDS} s at 16 clients, ${fmt(w.perSecond)} writes/s (not reported)`,
-      );
+      for (const clients of [16, 1]) {
+        const w = await runLoad(s.target([(await s.leader()).url]), clients, WARMUP_SECONDS * 1000, 0);
+        console.log(
+          `${s.name.padEnd(9)} warm-up: ${WARMUP_SECONDS} s at ${clients} client(s), ${fmt(w.perSecond)} writes/s (not reported)`,
+        );
+      }
     }
   }
 
@@ -141,7 +145,7 @@ async function main(): Promise<void> {
     `Both systems: 3 members on 127.0.0.1 in the same run, election timeout ${ELECTION_MS} ms, heartbeat ${HEARTBEAT_MS} ms,`,
     "fsync on every commit (TimeStore: one fsync of raft.db's WAL per Ready with new entries or a new term/vote, on the thread pool, before anything that depends on it; data.db of a Raft member synchronous=NORMAL; etcd: default WAL fsync).",
     `Load: the same tool for both (bench/cluster/load.ts): N clients, each one single-entry write at a time over keep-alive`,
-    `HTTP/1.1, ${SECONDS} s measured after 1 s of the same load${REPEATS > 1 ? `, ${REPEATS} runs per case (the table shows the run with the median rate)` : ''}; before the first case each system got ${WARMUP_SECONDS} s of unmeasured load at 16 clients (JIT warm-up). TimeStore: \`POST /api/timeseries\` (one entry);`,
+    `HTTP/1.1, ${SECONDS} s measured after 1 s of the same load${REPEATS > 1 ? `, ${REPEATS} runs per case (the table shows the run with the median rate)` : ''}; before the first case each system got ${WARMUP_SECONDS} s of unmeasured load at 16 clients and ${WARMUP_SECONDS} s at 1 client (JIT warm-up). TimeStore: \`POST /api/timeseries\` (one entry);`,
     'etcd: `POST /v3/kv/put` (JSON gateway). "leader" = clients send to the leader; "all" = round-robin over the 3 members',
     '(followers forward; a TimeStore follower answers once the write is applied locally).',
     '',

@@ -81,7 +81,12 @@ function spawnLogged(
   return p;
 }
 
-export async function timestoreCluster(dir: string, t: Timeouts): Promise<System> {
+/** `env`: the nodes' environment (default: this process's), e.g. TIMESTORE_* settings to compare. */
+export async function timestoreCluster(
+  dir: string,
+  t: Timeouts,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<System> {
   const ports = [await freePort(), await freePort(), await freePort()];
   const peers = ports.map((p, i) => `n${i + 1}=http://127.0.0.1:${p}`).join(',');
   const members: Member[] = ports.map((port, i) => {
@@ -114,6 +119,7 @@ export async function timestoreCluster(dir: string, t: Timeouts): Promise<System
             'warn',
           ],
           join(dir, `${id}.log`),
+          env,
         );
       },
     };
