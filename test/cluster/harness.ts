@@ -211,6 +211,9 @@ export class Cluster {
   }
 
   async close(): Promise<void> {
+    // A test that failed before stopping its load would otherwise leave it writing to dead nodes
+    // forever, and the test file would never end.
+    await stopWriteLoads();
     for (const n of this.nodes) if (n.stopped) n.resume();
     await Promise.all(this.nodes.map((n) => n.proc?.kill().catch(() => {})));
   }
@@ -246,6 +249,13 @@ export async function writeOne(node: ClusterNode, timeoutMs = 30_000): Promise<W
   }
 }
 
+const liveLoads = new Set<WriteLoad>();
+
+/** Stops every WriteLoad still running (Cluster.close calls it). */
+export async function stopWriteLoads(): Promise<void> {
+  await Promise.all([...liveLoads].map((l) => l.stop()));
+}
+
 /** Steady write load: `clients` loops, each writing to targets() in turn until stop(). */
 export class WriteLoad {
   readonly outcomes: WriteOutcome[] = [];
@@ -257,6 +267,7 @@ export class WriteLoad {
     clients = 4,
     private readonly pauseMs = 5,
   ) {
+    liveLoads.add(this);
     for (let c = 0; c < clients; c++) {
       this.loops.push(
         (async () => {
@@ -296,8 +307,13 @@ export class WriteLoad {
     );
   }
 
+  get isRunning(): boolean {
+    return this.running;
+  }
+
   async stop(): Promise<void> {
     this.running = false;
+    liveLoads.delete(this);
     await Promise.all(this.loops);
   }
 }
