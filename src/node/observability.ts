@@ -385,14 +385,8 @@ class PeerRequestScope {
   private static subscribe(): void {
     if (PeerRequestScope.subscribed) return;
     PeerRequestScope.subscribed = true;
-    const pending = new WeakMap<
-      object,
-      {
-        span: Span;
-        scope: PeerRequestScope;
-        /** Writes a forward carries (0: not a forward). */ forward: number;
-      }
-    >();
+    // forward: the writes a forward carries (0: not a forward).
+    const pending = new WeakMap<object, { span: Span; scope: PeerRequestScope; forward: number }>();
     // Snapshot sends in progress, by target origin (the transport sends one at a time per peer).
     const sends = new Map<string, { t0: number; index: number; bytes: number; span: Span }>();
     const snapshotRequests = new WeakMap<object, { origin: string; install: boolean }>();

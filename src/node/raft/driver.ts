@@ -548,11 +548,6 @@ export class RaftDriver implements RaftRpcHandler {
   }
 
   /**
-   * ReadIndex: resolves with an index such that serving a read once appliedIndex >= index is
-   * linearizable. Reads that arrive together share one ReadIndex round (the round is started
-   * after all of them arrived, in the next loop turn).
-   */
-  /**
    * The leader answered a write this node forwarded: (index, term) is committed. Lets this node
    * apply it without waiting for the leader's next append (RaftNode.learnCommitted checks that
    * the local entry there is that one).
@@ -562,6 +557,11 @@ export class RaftDriver implements RaftRpcHandler {
     if (this.node.learnCommitted(index, term)) this.schedule(true);
   }
 
+  /**
+   * ReadIndex: resolves with an index such that serving a read once appliedIndex >= index is
+   * linearizable. Reads that arrive together share one ReadIndex round (the round is started
+   * after all of them arrived, in the next loop turn).
+   */
   readIndex(): Promise<number> {
     if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
     return new Promise((resolve, reject) => {

@@ -85,7 +85,6 @@ export class ForwardBatcher {
     const queue = q;
     return new Promise<ForwardOutcome>((resolve, reject) => {
       const onAbort = () => {
-        if (w.settled) return;
         const i = queue.waiting.indexOf(w);
         if (i >= 0) queue.waiting.splice(i, 1);
         settle(() => reject(signal!.reason));

@@ -24,9 +24,10 @@ export interface ReplicatedServiceOptions {
   requestTimeoutMs?: number;
   /** Called by close() after in-flight requests drained (stops the driver, closes raft.db). */
   onClose?: () => void | Promise<void>;
-  /** Forward requests to the leader on the wire at once; later writes wait and share the next (default 1). */
-  forwardsInFlight?: number;
 }
+
+/** The leader's answer to a forwarded write: the write's result and its entry's term. */
+export type ForwardResult = WriteResult & { term: number };
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -40,7 +41,7 @@ export class ReplicatedService implements TimeStoreService {
   readonly timeoutMs: number;
   private closed = false;
   /** Forwarded writes by request id: a retried forward joins (or returns) the first attempt. */
-  private forwarded = new Map<string, { at: number; result: Promise<WriteResult & { term: number }> }>();
+  private forwarded = new Map<string, { at: number; result: Promise<ForwardResult> }>();
 
   /** Writes this follower sends to the leader, batched while one is on the wire (forward-batcher.ts). */
   private readonly forwarder: ForwardBatcher;
@@ -50,17 +51,15 @@ export class ReplicatedService implements TimeStoreService {
     private readonly opts: ReplicatedServiceOptions = {},
   ) {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
-    this.forwarder = new ForwardBatcher(
-      (leader, body, commands, timeoutMs) =>
-        driver.transport.request(
-          { id: leader },
-          'POST',
-          // The count is for the sender's own metrics (observability.ts); the leader reads the body.
-          commands === 1 ? '/raft/forward' : `/raft/forward?commands=${commands}`,
-          new JsonText(body),
-          { timeoutMs },
-        ),
-      { maxInFlight: opts.forwardsInFlight },
+    this.forwarder = new ForwardBatcher((leader, body, commands, timeoutMs) =>
+      driver.transport.request(
+        { id: leader },
+        'POST',
+        // The count is for the sender's own metrics (observability.ts); the leader reads the body.
+        commands === 1 ? '/raft/forward' : `/raft/forward?commands=${commands}`,
+        new JsonText(body),
+        { timeoutMs },
+      ),
     );
     this.stopping = new Promise<void>((r) => (this.markStopping = r));
   }
@@ -170,7 +169,7 @@ export class ReplicatedService implements TimeStoreService {
         try {
           const res = await this.forwarder.forward(leader, cmd, { timeoutMs: remaining, signal: ac.signal });
           if (res.status === 200) {
-            const body = res.body as WriteResult & { term?: unknown };
+            const body = res.body as Partial<ForwardResult> & WriteResult;
             // The answer says the entry is committed: apply it here without waiting for the
             // leader's next append to say so (older leaders do not send the term).
             if (typeof body.term === 'number') d.learnCommitted(body.index, body.term);
@@ -210,7 +209,7 @@ export class ReplicatedService implements TimeStoreService {
   }
 
   /** The leader's side of a forwarded write: deduplicated by request id. */
-  handleForward(command: Command): Promise<WriteResult & { term: number }> {
+  handleForward(command: Command): Promise<ForwardResult> {
     checkCommand(command);
     const now = Date.now();
     const id = command.requestId;

@@ -11,7 +11,7 @@ import { commandSchema, forwardRequestSchema } from '../../tsdb/schemas.js';
 import { ServiceUnavailableError } from '../service.js';
 import { ProposalFailedError, type RaftDriver } from './driver.js';
 import type { ReplicatedService } from './replicated-service.js';
-import { PeerError, problem, type Logger, silentLogger } from './transport.js';
+import { PeerError, problem, problemBody, type Logger, silentLogger } from './transport.js';
 
 const nodeIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
   error: 'expected a node id (letters, digits, ".", "_", "-")',
@@ -207,7 +207,7 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
       // Raft Ready (one fsync, one append per follower); each gets its own result or problem.
       const asProblem = (err: unknown) => {
         const p = errorProblem(err);
-        return { type: 'about:blank', title: p.title, status: p.status, detail: p.detail, ...p.extra };
+        return problemBody(p.status, p.title, p.detail, p.extra);
       };
       const results = await Promise.all(
         body.commands!.map((raw) => {

@@ -565,6 +565,16 @@ export interface SnapshotReceiverApi {
   complete(leaderId: string, index: number, size: number, sha256: string): Promise<string>;
 }
 
+/** An RFC 9457 problem object, as problem() sends it (also an entry of a batch answer). */
+export function problemBody(
+  status: number,
+  title: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return { type: 'about:blank', title, status, detail, ...extra };
+}
+
 export function problem(
   res: Response,
   status: number,
@@ -575,7 +585,7 @@ export function problem(
   res
     .status(status)
     .type('application/problem+json')
-    .send(JSON.stringify({ type: 'about:blank', title, status, detail, ...extra }));
+    .send(JSON.stringify(problemBody(status, title, detail, extra)));
 }
 
 function zodDetail(err: z.ZodError): string {
