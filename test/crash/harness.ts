@@ -235,6 +235,12 @@ export interface CrashCase {
   scenario: 'load' | 'install';
   /** TIMESTORE_TEST_BUG for the armed run only. */
   bug?: string;
+  /**
+   * Whether clients also write through the victim (default true). Without, every entry the victim
+   * applies was written through another node, and is acknowledged once committed whatever happens
+   * to the victim.
+   */
+  loadOnVictim?: boolean;
 }
 
 export interface CaseReport extends CheckReport {
@@ -287,7 +293,10 @@ export async function runCrashCase(c: Cluster, cs: CrashCase, log: WriteRecord[]
     victim.env = armed;
     await startMayDie(victim);
     if (cs.victim === 'leader' && victim.running) await transferLeadership(c, victim);
-    load = new Workload(() => c.live(), log);
+    load = new Workload(
+      () => (cs.loadOnVictim === false ? c.live().filter((n) => n !== victim) : c.live()),
+      log,
+    );
   }
   // The victim's role as last seen before it died.
   let role = 'starting';
