@@ -99,6 +99,8 @@ export async function timestoreCluster(
         m.proc = spawnLogged(
           process.execPath,
           [
+            // BENCH_NODE_ARGS: extra flags for node itself, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`.
+            ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
             // The built program, as `npm start` and the container image run it (through tsx's
             // loader a node measured ~7 % slower at 16 and 64 clients).
             join(repoRoot, 'dist', 'cmd', 'timestore.js'),

@@ -32,6 +32,7 @@ import type { Command, Point } from '../tsdb/model.js';
 import { pointToEntry } from '../tsdb/schemas.js';
 import { uuidv7 } from '../tsdb/uuidv7.js';
 import { FAST_WRITE_ERROR, validSingleEntry } from './routes/timeseries.js';
+import { mark, timelineOn } from '../observability/timeline.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:/+=-]{1,128}$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -81,6 +82,7 @@ export function withFastWrite(opts: FastWriteOptions, app: RequestListener): Req
       return app(req, res);
     const start = process.hrtime.bigint();
     readBody(req, (body) => {
+      if (timelineOn) mark('req', -1);
       const entry = parseSingleEntry(body);
       if (entry === null) return replay(req, res, body, app);
       if (opts.inPeerScope) opts.inPeerScope(() => void write(opts, hot, req, res, body, entry, start, app));
@@ -142,6 +144,7 @@ async function write(
     (r as IncomingMessage & { [FAST_WRITE_ERROR]?: unknown })[FAST_WRITE_ERROR] = err;
     return;
   }
+  if (timelineOn) mark('resumed', result.index);
   hot.ingested.inc(1);
   const stored = pointToEntry(result.points.length === 1 ? result.points[0]! : point);
   const json = JSON.stringify(stored);
@@ -188,4 +191,5 @@ async function write(
     String(Buffer.byteLength(json)),
   ]);
   res.end(json);
+  if (timelineOn) mark('ans', result.index);
 }

@@ -13,6 +13,7 @@
 // (malformed status line or framing, a response with nothing pending) destroys the connection and
 // fails what is pending; the Raft core retries through its own heartbeats.
 import { connect, type Socket } from 'node:net';
+import { mark, timelineOn } from '../../observability/timeline.js';
 
 export interface PipelinedResponse {
   status: number;
@@ -163,6 +164,7 @@ export class PipelinedConnection {
 
   private onData(s: Socket, chunk: Buffer): void {
     if (s !== this.socket) return;
+    if (timelineOn) mark('data', -1);
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     for (;;) {
       const headEnd = this.buf.indexOf(HEAD_END);
