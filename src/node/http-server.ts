@@ -1,10 +1,12 @@
 // The node's HTTP server: listen, and shut down gracefully — stop accepting connections, let
 // in-flight requests finish (bounded), then close what is left. Signal handling (SIGTERM/SIGINT)
 // turns a signal into that shutdown plus the caller's cleanup, and exits 0.
+import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { RequestListener } from 'node:http';
 import type { Logger } from 'pino';
+import { tracingEnabledFromEnv } from '../observability/tracing.js';
 
 export interface HttpServerHandle {
   server: Server;
@@ -251,4 +253,32 @@ export function onResponseEnd(res: ServerResponse, fn: () => void): void {
   };
   res.on('finish', once);
   res.on('close', once);
+}
+
+/**
+ * Answers `value` as JSON with express's res.json lines (X-Request-Id, Content-Type,
+ * Content-Length), for the fast paths; nothing if the response was already sent or closed.
+ */
+export function sendJson(res: ServerResponse, status: number, type: string, value: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const json = JSON.stringify(value);
+  // A flat header list: the same lines as setHeader one by one, without the header map.
+  res.writeHead(status, [
+    'X-Request-Id',
+    randomUUID(),
+    'Content-Type',
+    type,
+    'Content-Length',
+    String(Buffer.byteLength(json)),
+  ]);
+  res.end(json);
+}
+
+/**
+ * Whether the hot requests take their express-free paths (fast-write.ts, append-fast-path.ts,
+ * forward-fast-path.ts) and forwards their pipelined connection: not with tracing on (those paths
+ * make no spans) nor with TIMESTORE_FAST_WRITE=0.
+ */
+export function fastPathsEnabled(): boolean {
+  return process.env.TIMESTORE_FAST_WRITE !== '0' && !tracingEnabledFromEnv();
 }

@@ -197,6 +197,10 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
       appendRoundTrip(peer, seconds) {
         metrics.raft.appendDuration.observe({ peer }, seconds);
       },
+      // Forwards on the transport's pipelined connection (undici's are counted by the subscriber).
+      forwarded(ok, writes) {
+        metrics.api.forwardedWrites.inc({ result: ok ? 'ok' : 'error' }, writes);
+      },
       snapshot(op, info) {
         metrics.recordSnapshot(op, info);
         events.snapshot(op, info);

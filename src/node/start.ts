@@ -8,14 +8,15 @@ import type express from 'express';
 import type { Logger } from 'pino';
 import { createApp, type ExtraRouter } from '../api/index.js';
 import { withFastWrite } from '../api/fast-write.js';
-import { tracingEnabledFromEnv } from '../observability/tracing.js';
 import { withAppendFastPath } from './raft/append-fast-path.js';
+import { withForwardFastPath } from './raft/forward-fast-path.js';
+import { CLUSTER_MAX_BODY_BYTES } from './raft/routes.js';
 import type { DataStore } from '../storage/data-store.js';
 import type { CorruptionGuard, StorageFault } from '../storage/integrity/corruption-guard.js';
 import { ConfigError, type NodeConfig } from './config.js';
 import { armFailpoints } from './failpoints.js';
 import { openGuardedDataStore } from './data-store-open.js';
-import { listen, type HttpServerHandle } from './http-server.js';
+import { fastPathsEnabled, listen, type HttpServerHandle } from './http-server.js';
 import { LocalService } from './local-service.js';
 import { createNodeObservability, type NodeObservability } from './observability.js';
 import { recoverDataFromPeers } from './raft/data-recovery.js';
@@ -148,7 +149,7 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     });
     // Single-entry writes skip express where nothing but the write itself is needed (fast-write.ts):
     // on every node (a follower forwards), without tracing. TIMESTORE_FAST_WRITE=0 turns it off.
-    const fast = process.env.TIMESTORE_FAST_WRITE !== '0' && !tracingEnabledFromEnv();
+    const fast = fastPathsEnabled();
     const api = obs.metrics.api;
     const driver = raft?.driver;
     const handler = fast
@@ -169,17 +170,21 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
           app,
         )
       : app;
-    // /raft/append likewise, on every Raft member (append-fast-path.ts).
+    // /raft/append likewise, on every Raft member (append-fast-path.ts), and /raft/forward on the
+    // leader (forward-fast-path.ts).
+    const peerMetrics = { requestDuration: api.requestDuration, requestsInFlight: api.requestsInFlight };
+    const secret = config.clusterSecret ? { clusterSecret: config.clusterSecret } : {};
     const served =
-      fast && driver
+      fast && raft
         ? withAppendFastPath(
-            driver,
-            {
-              maxBodyBytes: raftMaxBodyBytes(config),
-              ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
-              metrics: { requestDuration: api.requestDuration, requestsInFlight: api.requestsInFlight },
-            },
-            handler,
+            raft.driver,
+            { maxBodyBytes: raftMaxBodyBytes(config), ...secret, metrics: peerMetrics },
+            withForwardFastPath(
+              raft.driver,
+              raft.service,
+              { maxBodyBytes: CLUSTER_MAX_BODY_BYTES, ...secret, metrics: peerMetrics },
+              handler,
+            ),
           )
         : handler;
     http = await listen(served, {

@@ -6,14 +6,14 @@
 // answer body and headers as express's res.json, the same request metric; a request that is not a
 // plain JSON POST, or whose body does not pass those checks, is replayed into the express app, which
 // answers it as before (400 problem+json for a bad message).
-import { randomUUID } from 'node:crypto';
-import type { RequestListener, ServerResponse } from 'node:http';
+import type { RequestListener } from 'node:http';
 import {
   durationObserver,
   onResponseEnd,
   plainJsonPost,
   readBody,
   replayRequest,
+  sendJson as send,
   type DurationHistogram,
 } from '../http-server.js';
 import type { Message } from '../../raft/types.js';
@@ -21,6 +21,7 @@ import type { RaftRpcHandler } from './transport.js';
 import { appendFromWire, appendRequestSchema, appendResponseToWire } from './wire.js';
 import { carriesSecret } from './peer-auth.js';
 import { MemberRemovedError } from './removal.js';
+import { mark, timelineOn } from '../../observability/timeline.js';
 
 export interface AppendFastPathOptions {
   /** raftRouter's JSON body limit. */
@@ -40,6 +41,7 @@ export function withAppendFastPath(
 ): RequestListener {
   const observeDuration = durationObserver(opts.metrics?.requestDuration, '/raft/append');
   return (req, res) => {
+    if (timelineOn && req.url === '/raft/append') mark('ahdr', -1);
     if (req.url !== '/raft/append' || !plainJsonPost(req, opts.maxBodyBytes)) return next(req, res);
     if (opts.clusterSecret && !carriesSecret(req.headers.authorization, opts.clusterSecret))
       return next(req, res);
@@ -47,13 +49,14 @@ export function withAppendFastPath(
     readBody(req, (body) => {
       const m = parseAppend(body, h.selfId);
       if (m === null) return replayRequest(req, res, body, next);
+      if (timelineOn) mark('arecv', m.entries.length > 0 ? m.entries[m.entries.length - 1]!.index : -1);
       opts.metrics?.requestsInFlight.inc();
       onResponseEnd(res, () => {
         opts.metrics?.requestsInFlight.dec();
         observeDuration(res.statusCode, Number(process.hrtime.bigint() - start) / 1e9);
       });
       h.handleRequest(m).then(
-        (resp) =>
+        (resp) => {
           send(
             res,
             200,
@@ -61,7 +64,9 @@ export function withAppendFastPath(
             resp && resp.type === 'appendResponse'
               ? appendResponseToWire(resp)
               : { term: h.currentTerm(), success: false, ignored: true },
-          ),
+          );
+          if (timelineOn) mark('aans', -1);
+        },
         (err: unknown) =>
           err instanceof MemberRemovedError
             ? // As raftRouter answers a removed member: it retires on this answer (removal.ts).
@@ -100,19 +105,4 @@ function parseAppend(body: Buffer, self: string): Extract<Message, { type: 'appe
   } catch {
     return null;
   }
-}
-
-function send(res: ServerResponse, status: number, type: string, value: unknown): void {
-  if (res.headersSent || res.destroyed) return;
-  const json = JSON.stringify(value);
-  // A flat header list: the same lines as setHeader one by one, without the header map.
-  res.writeHead(status, [
-    'X-Request-Id',
-    randomUUID(),
-    'Content-Type',
-    type,
-    'Content-Length',
-    String(Buffer.byteLength(json)),
-  ]);
-  res.end(json);
 }

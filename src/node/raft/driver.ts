@@ -49,6 +49,7 @@ import {
 import { RaftTransport } from './transport.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
 import { failpoint, plantedBug } from '../failpoints.js';
+import { mark, timelineOn } from '../../observability/timeline.js';
 
 export class ProposalFailedError extends Error {
   constructor(
@@ -95,6 +96,8 @@ export interface DriverObserver {
   applied?(seconds: number, entries: number): void;
   /** One AppendEntries request to a peer answered, after this long. */
   appendRoundTrip?(peer: NodeId, seconds: number): void;
+  /** A forward to the leader sent by RaftTransport.forward() was answered (ok: 200) or failed. */
+  forwarded?(ok: boolean, writes: number): void;
   snapshot?(
     op: 'take' | 'install',
     info: { index: number; bytes: number; seconds: number; ok: boolean },
@@ -304,6 +307,7 @@ export class RaftDriver implements RaftRpcHandler {
       rpcTimeoutMs: opts.rpcTimeoutMs ?? Math.max(1_000, opts.electionTimeoutMs * 2),
       appendWindow: Number(process.env.TIMESTORE_RAFT_APPEND_WINDOW ?? 2) || 2,
       observeAppend: (peer, seconds) => this.observe('appendRoundTrip', peer, seconds),
+      observeForward: (ok, writes) => this.observe('forwarded', ok, writes),
       logger: this.log,
     });
   }
@@ -480,6 +484,7 @@ export class RaftDriver implements RaftRpcHandler {
       );
     }
     trace?.proposed(r.index, r.term);
+    if (timelineOn) mark('prop', r.index);
     this.schedule(alone);
     const t0 = performance.now();
     const seconds = () => (performance.now() - t0) / 1000;
@@ -808,6 +813,8 @@ export class RaftDriver implements RaftRpcHandler {
 
   private handleReadyInner(rd: Ready): boolean {
     const ss = rd.softState;
+    const lastNew = rd.entries.length > 0 ? rd.entries[rd.entries.length - 1]!.index : -1;
+    if (timelineOn && lastNew >= 0) mark('rdy', lastNew);
     const changed = ss.role !== this.role || ss.leaderId !== this.leaderId || ss.term !== this.term;
     if (changed) {
       if (ss.leaderId !== this.leaderId || ss.role !== this.role) {
@@ -844,6 +851,7 @@ export class RaftDriver implements RaftRpcHandler {
       if (early.length > 0) {
         rest = rd.messages.filter((m) => m.type !== 'append');
         this.send(early);
+        if (timelineOn) mark('sent', lastNew);
       }
     }
     const tp = performance.now();
@@ -853,6 +861,7 @@ export class RaftDriver implements RaftRpcHandler {
       entries: rd.entries,
       hardState: rd.hardState,
     });
+    if (timelineOn && mustSync) mark('txn', lastNew);
     const recordPersist = () => {
       const persistMs = performance.now() - tp;
       this.stats.persistMs += persistMs;
@@ -868,6 +877,7 @@ export class RaftDriver implements RaftRpcHandler {
       if (mustSync && plantedBug('ack-before-fsync'))
         this.raftLog.sync(() => {}); // the planted bug: nothing waits for this fsync
       else if (mustSync) this.raftLog.syncWalSync();
+      if (timelineOn && mustSync) mark('fsync', lastNew);
       recordPersist();
       this.afterPersist(rd, ss, rest, changed);
       return true;
@@ -877,6 +887,7 @@ export class RaftDriver implements RaftRpcHandler {
       this.syncing = false;
       if (this.stopped) return;
       if (err) return this.fail(new Error(`raft.db fsync failed: ${err.message}`));
+      if (timelineOn) mark('fsync', lastNew);
       recordPersist();
       try {
         this.afterPersist(rd, ss, rest, changed);
@@ -911,6 +922,7 @@ export class RaftDriver implements RaftRpcHandler {
       for (const m of rest) {
         const q = this.rpcWaiters.get(`${m.to}|${m.type}`);
         const r = q?.shift();
+        if (timelineOn && r && m.type === 'appendResponse') mark('rsp', m.matchIndex ?? -1);
         if (r) r(m);
         else if (m.type === 'append' && m.lazy && this.mayHoldNotices()) this.holdNotice(m);
         else if (ss.role === 'Leader' && m.type === 'append' && m.entries.length === 0)
@@ -941,6 +953,7 @@ export class RaftDriver implements RaftRpcHandler {
     // by request handlers that resume after this turn, so it applies in the next turn, keeping
     // data.db's commit off the replication round trip.
     if (rd.committedEntries.length > 0) {
+      if (timelineOn) mark('cmt', rd.committedEntries[rd.committedEntries.length - 1]!.index);
       for (const e of rd.committedEntries) {
         this.applyQueue.push(e);
         this.proposals.get(e.index)?.trace?.committed();
@@ -1048,6 +1061,7 @@ export class RaftDriver implements RaftRpcHandler {
     const ta = performance.now();
     try {
       this.apply(entries);
+      if (timelineOn) mark('appl', entries[entries.length - 1]!.index);
     } catch (err) {
       this.fail(err as Error);
     } finally {

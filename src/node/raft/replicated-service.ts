@@ -3,6 +3,8 @@
 // applied locally. Reads: linearizable (ReadIndex; a follower asks the leader for the read index),
 // leader (as fresh as the leader's commit index), none (local state as it is).
 // While there is no leader, callers wait a bounded time and then get ServiceUnavailableError (503).
+import { fastPathsEnabled } from '../http-server.js';
+import { mark, timelineOn } from '../../observability/timeline.js';
 import { startProposalSpan } from '../../observability/tracing.js';
 import { checkCommand } from '../../storage/data/index.js';
 import { randomUUID } from 'node:crypto';
@@ -24,6 +26,11 @@ export interface ReplicatedServiceOptions {
   requestTimeoutMs?: number;
   /** Called by close() after in-flight requests drained (stops the driver, closes raft.db). */
   onClose?: () => void | Promise<void>;
+  /**
+   * Forwards go on the transport's pipelined connection (default: fastPathsEnabled()); false
+   * sends them through undici, whose requests get a span and a traceparent (tracing on).
+   */
+  pipelinedForwards?: boolean;
 }
 
 /** The leader's answer to a forwarded write: the write's result and its entry's term. */
@@ -51,15 +58,18 @@ export class ReplicatedService implements TimeStoreService {
     private readonly opts: ReplicatedServiceOptions = {},
   ) {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    const pipelined = opts.pipelinedForwards ?? fastPathsEnabled();
     this.forwarder = new ForwardBatcher((leader, body, commands, timeoutMs) =>
-      driver.transport.request(
-        { id: leader },
-        'POST',
-        // The count is for the sender's own metrics (observability.ts); the leader reads the body.
-        commands === 1 ? '/raft/forward' : `/raft/forward?commands=${commands}`,
-        new JsonText(body),
-        { timeoutMs },
-      ),
+      pipelined
+        ? driver.transport.forward(leader, body, commands, timeoutMs)
+        : driver.transport.request(
+            { id: leader },
+            'POST',
+            // The count is for the sender's own metrics (observability.ts); the leader reads the body.
+            commands === 1 ? '/raft/forward' : `/raft/forward?commands=${commands}`,
+            new JsonText(body),
+            { timeoutMs },
+          ),
     );
     this.stopping = new Promise<void>((r) => (this.markStopping = r));
   }
@@ -167,9 +177,11 @@ export class ReplicatedService implements TimeStoreService {
         const onAbort = () => ac.abort(opts.signal?.reason);
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         try {
+          if (timelineOn) mark('fwd', -1);
           const res = await this.forwarder.forward(leader, cmd, { timeoutMs: remaining, signal: ac.signal });
           if (res.status === 200) {
             const body = res.body as Partial<ForwardResult> & WriteResult;
+            if (timelineOn) mark('fwdgot', body.index);
             // The answer says the entry is committed: apply it here without waiting for the
             // leader's next append to say so (older leaders do not send the term).
             if (typeof body.term === 'number') d.learnCommitted(body.index, body.term);
@@ -210,6 +222,7 @@ export class ReplicatedService implements TimeStoreService {
 
   /** The leader's side of a forwarded write: deduplicated by request id. */
   handleForward(command: Command): Promise<ForwardResult> {
+    if (timelineOn) mark('fwdin', -1);
     checkCommand(command);
     const now = Date.now();
     const id = command.requestId;
@@ -227,6 +240,7 @@ export class ReplicatedService implements TimeStoreService {
           this.timeoutMs,
           proposalTrace(command),
         );
+        if (timelineOn) mark('fwdans', index);
         return { index, term, points: result?.points ?? [] };
       } finally {
         this.driver.forwardsInFlight--;

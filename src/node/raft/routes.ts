@@ -137,11 +137,54 @@ export function errorProblem(err: unknown): ErrorProblem {
   return { status: 500, title: 'Internal error', detail: String((err as Error)?.message ?? err) };
 }
 
-function sendError(res: Response, err: unknown): void {
+export function sendError(res: Response, err: unknown): void {
   const p = errorProblem(err);
   if (p.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(p.retryAfterSeconds));
   problem(res, p.status, p.title, p.detail, p.extra);
 }
+
+/** The answer to a forward: 200 with its body, or a problem (421 when this node is not the leader). */
+export type ForwardAnswer =
+  | { ok: true; body: unknown }
+  | { ok: false; status: number; title: string; detail: string; extra?: Record<string, unknown> };
+
+/**
+ * The leader's answer to `POST /raft/forward` whose body passed forwardRequestSchema: the single
+ * command's result (its errors are thrown, as the route's other errors), or a batch's results,
+ * one result or problem per command. Shared by the express route and forward-fast-path.ts.
+ */
+export async function answerForward(
+  d: RaftDriver,
+  service: ReplicatedService,
+  body: z.infer<typeof forwardRequestSchema>,
+): Promise<ForwardAnswer> {
+  if (d.role !== 'Leader')
+    return {
+      ok: false,
+      status: 421,
+      title: 'Not the leader',
+      detail: `this node is not the leader (leader: ${d.leaderId ?? 'unknown'})`,
+      extra: { leaderId: d.leaderId },
+    };
+  if (body.command) return { ok: true, body: await service.handleForward(body.command as Command) };
+  // A batch (forward-batcher.ts): every command is proposed in this turn, so they share one
+  // Raft Ready (one fsync, one append per follower); each gets its own result or problem.
+  const asProblem = (err: unknown) => {
+    const p = errorProblem(err);
+    return problemBody(p.status, p.title, p.detail, p.extra);
+  };
+  const results = await Promise.all(
+    body.commands!.map((raw) => {
+      const c = commandSchema.safeParse(raw);
+      if (!c.success) return asProblem(c.error);
+      return service.handleForward(c.data as Command).then((r): unknown => r, asProblem);
+    }),
+  );
+  return { ok: true, body: { results } };
+}
+
+/** Largest body of the follower → leader and membership endpoints (a batch of forwarded writes). */
+export const CLUSTER_MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 export interface ClusterRouterOptions {
   driver: RaftDriver;
@@ -152,7 +195,7 @@ export interface ClusterRouterOptions {
 export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptions): Router {
   const log = logger ?? silentLogger;
   const r = express.Router();
-  const json = express.json({ limit: 64 * 1024 * 1024, type: () => true });
+  const json = express.json({ limit: CLUSTER_MAX_BODY_BYTES, type: () => true });
   const wrap =
     (fn: (req: Request, res: Response) => Promise<unknown> | unknown) =>
     async (req: Request, res: Response) => {
@@ -185,38 +228,14 @@ export function clusterRouter({ driver: d, service, logger }: ClusterRouterOptio
     wrap((_req, res) => res.json(statusBody(d))),
   );
 
-  // ---- internal: follower → leader
+  // ---- internal: follower → leader (also served without express: forward-fast-path.ts)
   r.post(
     '/raft/forward',
     json,
     wrap(async (req, res) => {
-      const body = forwardRequestSchema.parse(req.body);
-      if (d.role !== 'Leader') {
-        return problem(
-          res,
-          421,
-          'Not the leader',
-          `this node is not the leader (leader: ${d.leaderId ?? 'unknown'})`,
-          {
-            leaderId: d.leaderId,
-          },
-        );
-      }
-      if (body.command) return res.json(await service.handleForward(body.command as Command));
-      // A batch (forward-batcher.ts): every command is proposed in this turn, so they share one
-      // Raft Ready (one fsync, one append per follower); each gets its own result or problem.
-      const asProblem = (err: unknown) => {
-        const p = errorProblem(err);
-        return problemBody(p.status, p.title, p.detail, p.extra);
-      };
-      const results = await Promise.all(
-        body.commands!.map((raw) => {
-          const c = commandSchema.safeParse(raw);
-          if (!c.success) return asProblem(c.error);
-          return service.handleForward(c.data as Command).then((r): unknown => r, asProblem);
-        }),
-      );
-      res.json({ results });
+      const a = await answerForward(d, service, forwardRequestSchema.parse(req.body));
+      if (!a.ok) return problem(res, a.status, a.title, a.detail, a.extra);
+      res.json(a.body);
     }),
   );
 

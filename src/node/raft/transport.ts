@@ -9,6 +9,7 @@
 //
 // Server side (raftRouter): /raft/vote, /raft/append, /raft/timeout-now, /raft/message and the
 // snapshot endpoints; every body is validated with zod; bad input gets a 4xx problem+json.
+import { mark, timelineOn } from '../../observability/timeline.js';
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { MemberRemovedError } from './removal.js';
@@ -89,6 +90,8 @@ export interface TransportOptions {
   appendWindow?: number;
   /** Round trip of one append request that got an answer (metrics). */
   observeAppend?: (peer: NodeId, seconds: number) => void;
+  /** A forward() answered (ok: 200) or failed, carrying this many writes (metrics). */
+  observeForward?: (ok: boolean, writes: number) => void;
   logger?: Logger;
 }
 
@@ -147,6 +150,8 @@ export function mergeAppends(queue: AppendMsg[]): AppendMsg[] {
 
 class Peer {
   append: PipelinedConnection;
+  /** Forwarded writes to this peer (made on first use: only followers forward, to the leader). */
+  private forwardConn: PipelinedConnection | null = null;
   pool: Pool;
   downUntil = 0;
   backoffMs = 0;
@@ -154,12 +159,15 @@ class Peer {
   /** Appends waiting while one is in flight; merged into one request when it returns. */
   appendQueue: AppendMsg[] = [];
   appendInFlight = 0;
+  private readonly connectTimeoutMs: number;
+
   constructor(
     readonly id: NodeId,
     readonly url: string,
     timeoutMs: number,
-    headers: Record<string, string>,
+    private readonly headers: Record<string, string>,
   ) {
+    this.connectTimeoutMs = Math.max(500, timeoutMs);
     const common = {
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 60_000,
@@ -179,8 +187,21 @@ class Peer {
       bodyTimeout: 0,
     });
   }
+  /**
+   * A connection of its own: a forward waits a whole commit round on the leader, and appends to
+   * the same peer (this node leading again later) must not queue behind it.
+   */
+  forward(): PipelinedConnection {
+    return (this.forwardConn ??= new PipelinedConnection(this.url, {
+      connectTimeoutMs: this.connectTimeoutMs,
+      idleTimeoutMs: 4_000,
+      headers: this.headers,
+    }));
+  }
+
   close(): void {
     this.append.close();
+    this.forwardConn?.close();
     void this.pool.destroy().catch(() => {});
   }
 }
@@ -279,6 +300,7 @@ export class RaftTransport {
           this.appendRtts++;
           this.opts.observeAppend?.(p.id, rtt / 1000);
           const r = appendResponseSchema.parse(body);
+          if (timelineOn) mark(`got-${p.id}`, r.matchIndex ?? -1);
           if (!r.ignored) this.opts.deliver(appendResponseFromWire(r, p.id, this.opts.selfId));
           break;
         }
@@ -373,6 +395,40 @@ export class RaftTransport {
     }
     if (status >= 300) throw new PeerError(`${path} on ${p.id}: HTTP ${status}`, status, parsed);
     return parsed;
+  }
+
+  /**
+   * A forwarded write (or a batch of them, forward-batcher.ts) to the leader, body already JSON:
+   * the leader's status and parsed answer. Written to the socket before this returns, on a
+   * pipelined connection rather than undici (which waits a loop turn before writing on a reused
+   * connection; see pipelined-connection.ts). Throws PeerError (status null) without an answer.
+   * Counted through observeForward; undici requests are counted by the node's diagnostics-channel
+   * subscriber instead (src/node/observability.ts), which also gives them a span: with tracing on
+   * forwards go through request() (replicated-service.ts).
+   */
+  async forward(
+    leader: NodeId,
+    body: string,
+    writes: number,
+    timeoutMs: number,
+  ): Promise<{ status: number; body: unknown }> {
+    const p = this.peer(leader);
+    if (!p) throw new PeerError(`no address for member ${leader}`, null);
+    let res;
+    try {
+      res = await p.forward().request('/raft/forward', body, timeoutMs);
+    } catch (err) {
+      this.opts.observeForward?.(false, writes);
+      throw new PeerError(`POST /raft/forward on ${leader}: ${(err as Error).message}`, null);
+    }
+    this.opts.observeForward?.(res.status === 200, writes);
+    let parsed: unknown = undefined;
+    try {
+      parsed = res.body ? JSON.parse(res.body) : undefined;
+    } catch {
+      parsed = res.body;
+    }
+    return { status: res.status, body: parsed };
   }
 
   /**
