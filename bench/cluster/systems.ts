@@ -81,11 +81,15 @@ function spawnLogged(
   return p;
 }
 
-/** `env`: the nodes' environment (default: this process's), e.g. TIMESTORE_* settings to compare. */
+/**
+ * `env`: the nodes' environment (default: this process's), e.g. TIMESTORE_* settings to compare;
+ * `program`: the built CLI to run (default: this tree's dist/cmd/timestore.js; ab.ts builds others).
+ */
 export async function timestoreCluster(
   dir: string,
   t: Timeouts,
   env: NodeJS.ProcessEnv = process.env,
+  program = join(repoRoot, 'dist', 'cmd', 'timestore.js'),
 ): Promise<System> {
   const ports = [await freePort(), await freePort(), await freePort()];
   const peers = ports.map((p, i) => `n${i + 1}=http://127.0.0.1:${p}`).join(',');
@@ -103,7 +107,7 @@ export async function timestoreCluster(
             ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
             // The built program, as `npm start` and the container image run it (through tsx's
             // loader a node measured ~7 % slower at 16 and 64 clients).
-            join(repoRoot, 'dist', 'cmd', 'timestore.js'),
+            program,
             'node',
             '--id',
             id,
