@@ -949,17 +949,19 @@ export class RaftDriver implements RaftRpcHandler {
     // 4. Apply. this.applied (what reads and writes wait for) advances only once data.db has the
     // entries. A leader applies right here: its messages above are already on the sockets (the
     // transport writes synchronously), and its writers are waiting for exactly this apply, so a
-    // loop turn in between would only add latency. A follower's answers to the leader are written
-    // by request handlers that resume after this turn, so it applies in the next turn, keeping
-    // data.db's commit off the replication round trip.
+    // loop turn in between would only add latency. So does a follower that has nothing of this
+    // Ready to answer while someone here waits (a forwarded write it learnt committed from the
+    // leader's answer, a read). A follower's answers to the leader are written by request handlers
+    // that resume after this turn, so with answers it applies in the next turn, keeping data.db's
+    // commit off the replication round trip.
     if (rd.committedEntries.length > 0) {
       if (timelineOn) mark('cmt', rd.committedEntries[rd.committedEntries.length - 1]!.index);
       for (const e of rd.committedEntries) {
         this.applyQueue.push(e);
         this.proposals.get(e.index)?.trace?.committed();
       }
-      if (ss.role === 'Leader' && rest.every((m) => m.type !== 'appendResponse' && m.type !== 'voteResponse'))
-        this.drainApply();
+      const answersNone = rest.every((m) => m.type !== 'appendResponse' && m.type !== 'voteResponse');
+      if (answersNone && (ss.role === 'Leader' || this.applyWaiters.length > 0)) this.drainApply();
       else if (ss.role !== 'Leader' && this.applyWaiters.length === 0 && this.followerApplyDelayMs > 0) {
         // Nobody here waits for these entries (no forwarded write, no read): batch them. At one
         // client every write was its own data.db transaction on each follower (~150 µs of CPU, on
