@@ -39,7 +39,9 @@ export const FAILPOINTS = {
   'apply.mid-batch':
     "write path: inside data.db's apply transaction of a batch of two or more entries, after the first entry, before the rest",
   'apply.before-ack':
-    'write path: a batch is applied in data.db, the writers waiting for it (proposals, forwards) not yet answered',
+    'write path: a batch is applied in data.db, the writers waiting for it (proposals, forwards, reads) not yet answered',
+  'apply.after-early-ack':
+    'write path: a leader answered writers at commit (puts: their answer needs nothing from data.db), their entries not yet applied in data.db',
 } as const satisfies Record<string, string>;
 
 export type FailpointName = keyof typeof FAILPOINTS;

@@ -1,7 +1,8 @@
 // Crash safety of the write path (issue #6, "mid-batch"): a node dies exactly before and after
 // raft.db persists a batch of entries (before the answers that depend on it are sent), inside
-// data.db's apply transaction of a multi-entry batch, and between applying and answering the
-// writers. After a restart the cluster must be consistent. The last case plants a bug
+// data.db's apply transaction of a multi-entry batch, between applying and answering the writers
+// (a follower whose forwarded writes wait for its own apply), and on a leader that answered its
+// writers at commit, before applying their entries. After a restart the cluster must be consistent. The last case plants a bug
 // (TIMESTORE_TEST_BUG=apply-no-txn: the applied index committed apart from, and before, the
 // writes) and shows the same check catches it.
 import assert from 'node:assert/strict';
@@ -11,7 +12,10 @@ const cases: CrashCase[] = [
   { failpoint: 'raft.before-persist=crash@20', victim: 'follower', scenario: 'load' },
   { failpoint: 'raft.after-persist=crash@20', victim: 'leader', scenario: 'load' },
   { failpoint: 'apply.mid-batch=crash@3', victim: 'follower', scenario: 'load' },
-  { failpoint: 'apply.before-ack=crash@5', victim: 'leader', scenario: 'load' },
+  // A follower answers a forwarded write only once applied here: it waits through this point.
+  { failpoint: 'apply.before-ack=crash@5', victim: 'follower', scenario: 'load' },
+  // A leader answers puts at commit: acknowledged writes it never applied must be there after.
+  { failpoint: 'apply.after-early-ack=crash@5', victim: 'leader', scenario: 'load' },
 ];
 
 // Snapshots still every 100 entries, but 1000 kept in the log: a restarted node catches up from

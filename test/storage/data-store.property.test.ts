@@ -1,11 +1,12 @@
 // Property: any sequence of batches of writes, replaces and deletes (with replays, no-op entries
 // and reopens mixed in) leaves the SQLite engine in the same state as the in-memory model, judged
-// by full contents, by every page of arbitrary queries, and by aggregates.
+// by full contents, by every page of arbitrary queries, and by aggregates. And putResult (what a
+// Raft leader answers at commit) is what applyBatch answers, for any put-only command.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { openDataStore, type SqliteDataStore } from '../../src/storage/data/index.js';
+import { openDataStore, putResult, type SqliteDataStore } from '../../src/storage/data/index.js';
 import type { AggregateQuery, Command, Point, PointQuery, WriteOp } from '../../src/tsdb/model.js';
 import { ModelStore } from './model.js';
 import { T0, tempDir, uid } from './helpers.js';
@@ -218,6 +219,36 @@ test('property: snapshot then restore reproduces the exact state', async () => {
         },
       ),
       { numRuns: 40 },
+    );
+  } finally {
+    cleanup();
+  }
+});
+
+test("property: putResult predicts applyBatch's answer for every put-only command, whatever is stored", async () => {
+  const { dir, cleanup } = tempDir();
+  let run = 0;
+  try {
+    fc.assert(
+      fc.property(fc.array(COMMAND, { minLength: 1, maxLength: 12 }), (commands) => {
+        const s = openDataStore(join(dir, `p${run++}.db`));
+        try {
+          let index = 1;
+          for (const command of commands) {
+            if (command === null) continue;
+            // As a Raft leader does: predicted from the command it proposed, applied from the
+            // entry's JSON (a -0 value, say, does not survive JSON).
+            const predicted = putResult(command, index);
+            const [applied] = s.applyBatch([{ index, command: JSON.parse(JSON.stringify(command)) }]);
+            if (command.ops.some((op) => op.op === 'delete')) assert.equal(predicted, null);
+            else assert.deepStrictEqual(predicted, applied, JSON.stringify(command));
+            index++;
+          }
+        } finally {
+          s.close();
+        }
+      }),
+      { numRuns: 150 },
     );
   } finally {
     cleanup();

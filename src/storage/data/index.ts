@@ -134,6 +134,43 @@ function floorTo(a: number, b: number): number {
   return r < 0 ? a - r - b : a - r;
 }
 
+/** Tags as stored and read back: keys sorted, so one label set interns to one tagset row. Pure. */
+function sortedTags(tags: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * A put's point as stored and read back, `id` in canonical form, and its attributes' JSON text.
+ * Pure: preparePut stores exactly this, and putResult predicts applyBatch's answer with it. -0
+ * reads back as 0 (SQLite keeps integral REALs as integers).
+ */
+function storedPoint(p: Point, id: string): { point: Point; attrs: string | null } {
+  const point: Point = { id, deviceId: p.deviceId, ts: p.ts, value: p.value === 0 ? 0 : p.value };
+  if (p.tags !== undefined) point.tags = sortedTags(p.tags);
+  let attrs: string | null = null;
+  if (p.attributes !== undefined) {
+    attrs = JSON.stringify(p.attributes);
+    point.attributes = JSON.parse(attrs) as Record<string, unknown>;
+  }
+  return { point, attrs };
+}
+
+/**
+ * What applyBatch will answer for `command` at `index`, known without data.db, or null when that
+ * depends on data.db: a command made of puts only (a delete reports only the ids it found). The
+ * stored point of a put is the same whatever data.db holds, so a Raft leader can answer the
+ * writer as soon as the entry is committed and apply it after (src/node/raft/driver.ts). The
+ * command must have passed checkCommand. Pure.
+ */
+export function putResult(command: Command, index: number): ApplyResult | null {
+  const points: Point[] = [];
+  for (const op of command.ops) {
+    if (op.op !== 'put') return null;
+    points.push(storedPoint(op.point, idKeyAndCanonical(op.point.id).id).point);
+  }
+  return { index, points, deleted: [] };
+}
+
 /**
  * Checks a command completely, as applyBatch does before its transaction starts. The node calls it
  * before proposing, so a command the engine would reject never reaches the Raft log.
@@ -413,7 +450,7 @@ export class SqliteDataStore implements DataStore {
 
   private tagsetFor(tags: Record<string, string>): { id: number; tags: Readonly<Record<string, string>> } {
     // Sorted keys so the same label set interns to one row whatever order the client sent.
-    const sorted = Object.fromEntries(Object.entries(tags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const sorted = sortedTags(tags);
     const json = JSON.stringify(sorted);
     let id = this.tagsetsByJson.get(json);
     if (id === undefined) {
@@ -431,21 +468,10 @@ export class SqliteDataStore implements DataStore {
       this.stmts = this.prepareStatements();
     }
     const series = this.deviceIdFor(p.deviceId);
-    // -0 reads back as 0 (SQLite keeps integral REALs as integers), so report what a read returns.
-    const value = p.value === 0 ? 0 : p.value;
-    const point: Point = { id, deviceId: p.deviceId, ts: p.ts, value };
-    let tagset: number | null = null;
-    if (p.tags !== undefined) {
-      const t = this.tagsetFor(p.tags);
-      tagset = t.id;
-      point.tags = { ...t.tags };
-    }
-    let attrs: string | null = null;
-    if (p.attributes !== undefined) {
-      attrs = JSON.stringify(p.attributes);
-      point.attributes = JSON.parse(attrs) as Record<string, unknown>;
-    }
-    return { series, ts: p.ts, key, value, tagset, attrs, point };
+    const { point, attrs } = storedPoint(p, id);
+    // The tagset row holds the same sorted labels as point.tags.
+    const tagset = p.tags !== undefined ? this.tagsetFor(p.tags).id : null;
+    return { series, ts: p.ts, key, value: point.value, tagset, attrs, point };
   }
 
   private runPut(p: PreparedPut): void {
