@@ -873,8 +873,9 @@ export class RaftDriver implements RaftRpcHandler {
     const recordPersist = () => {
       const persistMs = performance.now() - tp;
       this.stats.persistMs += persistMs;
-      if (rd.entries.length > 0 || rd.hardState)
-        this.observe('persisted', persistMs / 1000, rd.entries.length);
+      // Only what was written and fsync'd: a Ready that only moves the commit index writes nothing
+      // (persistUnsynced returned false), and counting it read as two persists per write.
+      if (mustSync) this.observe('persisted', persistMs / 1000, rd.entries.length);
     };
     // A snapshot's Ready is rare and swaps files around: kept fully synchronous.
     const async =
