@@ -8,6 +8,7 @@
 //   raftLog.observe(raftNode.status());      // after every Ready; logs only changes
 //   raftLog.snapshot('take', { index, bytes, seconds });
 import { randomUUID } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import type { NextFunction, Request, Response } from 'express';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { trace, context } from '@opentelemetry/api';
@@ -44,7 +45,44 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
     formatters: { level: (label) => ({ level: label }) },
     messageKey: 'msg',
   };
-  return opts.destination ? pino(options, opts.destination) : pino(options);
+  return pino(options, opts.destination ?? stdoutDestination());
+}
+
+/** Longest a log line waits for a full stdout pipe (EAGAIN) before it is dropped. */
+const STDOUT_STALL_MS = 1_000;
+
+/**
+ * Stdout, written synchronously, one line per write. Not pino's default destination: that writes
+ * asynchronously and at exit flushes what is left with sonic-boom's flushSync, which retries every
+ * write error forever, not only EAGAIN: a process whose log reader went away just before it exited
+ * (`timestore node | jq` and Ctrl-C, a `timestore cluster` launcher killed with SIGKILL) hung in
+ * exit until SIGKILL. Here nothing is left to flush at exit; once the reader is gone (EPIPE) lines
+ * are dropped; a reader that stalls (EAGAIN) holds a line at most STDOUT_STALL_MS, then lines are
+ * dropped until it reads again. Logs never stop the database.
+ */
+export function stdoutDestination(fd = 1): DestinationStream {
+  let gone = false;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  return {
+    write(line: string): void {
+      if (gone) return;
+      let buf = Buffer.from(line, 'utf8');
+      const started = Date.now();
+      while (buf.length > 0) {
+        try {
+          buf = buf.subarray(writeSync(fd, buf));
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'EAGAIN' && Date.now() - started < STDOUT_STALL_MS) {
+            Atomics.wait(pause, 0, 0, 1); // 1 ms, then try again
+            continue;
+          }
+          if (code === 'EPIPE' || code === 'EBADF') gone = true;
+          return; // this line is dropped
+        }
+      }
+    },
+  };
 }
 
 // Same rule as the API's request context (src/api/request-context.ts): plain tokens only, safe to echo and log.
