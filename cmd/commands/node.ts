@@ -23,6 +23,22 @@ Flags (a flag wins over its environment variable):
 ${formatFlagHelp(nodeFlagSpecs)}
 `;
 
+/**
+ * A node started with an IPC channel (by `timestore cluster`) shuts down gracefully, as on SIGTERM,
+ * once that channel closes: its launcher is gone, however it died (a SIGKILL runs no exit handler
+ * of the launcher's). Without a channel (a node started by hand, a StatefulSet) nothing changes.
+ */
+function stopWithParent(logger: { warn(o: object, msg: string): void }): void {
+  if (!process.channel) return;
+  process.channel.unref(); // the channel alone must not keep the node running
+  const stop = () => {
+    logger.warn({ event: 'node.parent-gone' }, 'the launcher that started this node is gone; shutting down');
+    process.kill(process.pid, 'SIGTERM');
+  };
+  if (!process.connected) stop();
+  else process.once('disconnect', stop);
+}
+
 export const nodeCommand: Subcommand = {
   name: 'node',
   summary: 'Run a database node (single node, or a Raft member with --peers/--join)',
@@ -49,6 +65,7 @@ export const nodeCommand: Subcommand = {
     if (tracing.enabled) logger.info({ event: 'otel.start' }, 'OpenTelemetry trace export on');
     const node = await startNode(config, { logger });
     exitOnSignals(() => node.close().finally(() => tracing.shutdown()), logger);
+    stopWithParent(logger);
     // Keep running: the signal handler exits the process.
     return new Promise<number>(() => {});
   },

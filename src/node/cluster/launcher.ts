@@ -1,6 +1,8 @@
 // `timestore cluster`: a local cluster of N node processes on consecutive ports (what `npm start`
 // runs). Each node is this same program run as `timestore node --peers ...`; the launcher prints
-// their URLs, forwards SIGINT/SIGTERM to them, and stops them all when it exits.
+// their URLs, forwards SIGINT/SIGTERM to them, and stops them all when it exits. Each node also
+// has an IPC channel to the launcher and shuts down gracefully when that closes: a launcher killed
+// with SIGKILL (whose exit handler never runs) leaves no nodes behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -124,7 +126,12 @@ export function launchCluster(
       c.logLevel,
     ];
     // Own process group: a terminal's Ctrl-C reaches the launcher only, which forwards it once.
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // The IPC channel is how a node learns that the launcher is gone (cmd/commands/node.ts).
+    const child = spawn(process.execPath, args, {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      detached: true,
+    });
     const prefix = (chunk: Buffer) =>
       chunk
         .toString()
