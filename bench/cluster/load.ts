@@ -4,7 +4,7 @@
 import { Pool } from 'undici';
 
 export interface Target {
-  /** Base URLs; clients are spread round-robin over them. */
+  /** Base URLs; each client sends its requests to them in turn. */
   urls: string[];
   path: string;
   /** Body of request number i (unique per request). */
@@ -50,8 +50,13 @@ export async function runLoad(
   const measureFrom = start + warmupMs;
   const end = measureFrom + durationMs;
   async function client(c: number): Promise<void> {
-    const pool = pools[c % pools.length]!;
+    // Each client takes the targets in turn, starting at its own: with several targets every
+    // client's writes are spread over all of them, so one client means the same mix of leader
+    // and followers for every system (it used to send everything to the first target, a leader
+    // for one system and a follower for another).
+    let turn = c;
     while (performance.now() < end) {
+      const pool = pools[turn++ % pools.length]!;
       const t0 = performance.now();
       let good = false;
       let why = '';

@@ -146,7 +146,7 @@ async function main(): Promise<void> {
     "fsync on every commit (TimeStore: one fsync of raft.db's WAL per Ready with new entries or a new term/vote, on the thread pool, before anything that depends on it; data.db of a Raft member synchronous=NORMAL; etcd: default WAL fsync).",
     `Load: the same tool for both (bench/cluster/load.ts): N clients, each one single-entry write at a time over keep-alive`,
     `HTTP/1.1, ${SECONDS} s measured after 1 s of the same load${REPEATS > 1 ? `, ${REPEATS} runs per case (the table shows the run with the median rate)` : ''}; before the first case each system got ${WARMUP_SECONDS} s of unmeasured load at 16 clients and ${WARMUP_SECONDS} s at 1 client (JIT warm-up). TimeStore: \`POST /api/timeseries\` (one entry);`,
-    'etcd: `POST /v3/kv/put` (JSON gateway). "leader" = clients send to the leader; "all" = round-robin over the 3 members',
+    'etcd: `POST /v3/kv/put` (JSON gateway). "leader" = clients send to the leader; "all" = each client sends its writes to the 3 members in turn',
     '(followers forward; a TimeStore follower answers once the write is applied locally).',
     '',
     '| targets | clients | TimeStore writes/s | p50 ms | p99 ms | CPU ms/write | etcd writes/s | p50 ms | p99 ms | CPU ms/write | TimeStore / etcd |',
