@@ -77,7 +77,7 @@ export function offsetsByStage(
     const pendingFwd: Mark[] = [];
     for (const m of marks) {
       let i = m.index;
-      if (m.tag === 'aans') i = lastIndexed;
+      if (m.tag === 'aans' || m.tag === 'fwdsent') i = lastIndexed;
       else if (m.tag === 'req') continue;
       else if (m.tag === 'fwd' || m.tag === 'fwdin' || m.tag === 'fwdhdr') {
         // A forward (entry node) and its arrival (leader) belong to the next indexed mark.
@@ -99,14 +99,16 @@ export function offsetsByStage(
       }
       // `ahdr` (headers of an append parsed) belongs to the next `arecv`; `data` (bytes from a
       // peer) to the next `got-*`.
-      if (m.tag === 'arecv' || m.tag.startsWith('got-')) {
+      if (m.tag === 'arecv' || m.tag.startsWith('got-') || m.tag === 'fwdgot') {
         const want = m.tag === 'arecv' ? 'ahdr' : 'data';
         const u = pendingUnindexed.filter((x) => x.tag === want).pop();
         pendingUnindexed.length = 0;
         const t0u = reqAt.get(i);
         if (u && t0u !== undefined && !seen.has(`${want} ${i}`)) {
           seen.add(`${want} ${i}`);
-          add(name(m.tag === 'arecv' ? 'ahdr' : `data-${m.tag.slice(4)}`), u.t - t0u, i);
+          const label =
+            m.tag === 'arecv' ? 'ahdr' : m.tag === 'fwdgot' ? 'data-fwd' : `data-${m.tag.slice(4)}`;
+          add(name(label), u.t - t0u, i);
         }
       }
       const t0 = reqAt.get(i);

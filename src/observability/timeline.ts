@@ -17,7 +17,8 @@
 //   data, got-<peer>    leader: bytes from a peer arrived; an append's answer parsed (match index)
 //   ahdr, arecv, aans   follower: an append's headers; its body parsed; its answer written
 //   fwd, fwdgot         follower: a write forwarded to the leader; the leader's answer parsed
-//   fwdhdr, fwdin, fwdans  leader: a forward's headers; handleForward; its proposal applied
+//   fwdhdr, fwdin, fwdans, fwdsent  leader: a forward's headers; handleForward; its proposal
+//                       answered; the answer written
 //
 // Off (the default) a mark is one branch on a constant. On, a mark appends three numbers to an
 // array; the file is written at exit (or every few seconds), never on the path being measured.

@@ -493,7 +493,7 @@ export class RaftDriver implements RaftRpcHandler {
     this.schedule(alone);
     const t0 = performance.now();
     const seconds = () => (performance.now() - t0) / 1000;
-    const atCommit = this.answerAtCommitOn ? putResult(command, r.index) : null;
+    const atCommit = this.answersAtCommit ? putResult(command, r.index) : null;
     return this.waitProposal(r.index, r.term, timeoutMs, trace, atCommit).then(
       (v) => {
         this.observe('proposal', 'committed', seconds());
@@ -563,12 +563,19 @@ export class RaftDriver implements RaftRpcHandler {
   /**
    * The leader answered a write this node forwarded: (index, term) is committed. Lets this node
    * apply it without waiting for the leader's next append (RaftNode.learnCommitted checks that
-   * the local entry there is that one).
+   * the local entry there is that one). Returns whether it committed the entry here: the caller
+   * may then answer its writer at once, and the entry is applied in the next loop turn, after
+   * that answer is written and before anything else this node reads (applySoonUpTo).
    */
-  learnCommitted(index: number, term: number): void {
-    if (this.stopped) return;
-    if (this.node.learnCommitted(index, term)) this.schedule(true);
+  learnCommitted(index: number, term: number): boolean {
+    if (this.stopped || !this.node.learnCommitted(index, term)) return false;
+    this.applySoonUpTo = Math.max(this.applySoonUpTo, index);
+    this.schedule(true);
+    return true;
   }
+
+  /** Entries up to here were answered on this follower when learnt committed: applied next turn, not batched. */
+  private applySoonUpTo = 0;
 
   /**
    * ReadIndex: resolves with an index such that serving a read once appliedIndex >= index is
@@ -973,7 +980,7 @@ export class RaftDriver implements RaftRpcHandler {
       // Writers whose answer needs nothing from data.db are answered now, and the apply runs in the
       // next turn, after their answers are written (they are written by promise continuations).
       const answered = ss.role === 'Leader' ? this.answerAtCommit(rd.committedEntries) : 0;
-      if (answered > 0) this.scheduleApply();
+      if (answered > 0 || rd.committedEntries[0]!.index <= this.applySoonUpTo) this.scheduleApply();
       else if (answersNone && (ss.role === 'Leader' || this.applyWaiters.length > 0)) this.drainApply();
       else if (ss.role !== 'Leader' && this.applyWaiters.length === 0 && this.followerApplyDelayMs > 0) {
         // Nobody here waits for these entries (no forwarded write, no read): batch them. At one
@@ -1060,10 +1067,10 @@ export class RaftDriver implements RaftRpcHandler {
   private readonly followerApplyDelayMs: number;
 
   /**
-   * TIMESTORE_ANSWER_AT_COMMIT=0 answers every write only after its apply, as before (for A/B
-   * measurements and as a way back).
+   * TIMESTORE_ANSWER_AT_COMMIT=0 answers every write only after its apply, here and on a
+   * follower that forwarded it, as before (for A/B measurements and as a way back).
    */
-  private readonly answerAtCommitOn = process.env.TIMESTORE_ANSWER_AT_COMMIT !== '0';
+  readonly answersAtCommit = process.env.TIMESTORE_ANSWER_AT_COMMIT !== '0';
   /** The highest index answered at commit (before its apply): failpoint apply.after-early-ack. */
   private answeredUpTo = 0;
 

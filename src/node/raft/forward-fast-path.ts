@@ -75,10 +75,11 @@ export function withForwardFastPath(
         observeDuration(res.statusCode, Number(process.hrtime.bigint() - start) / 1e9);
       });
       answerForward(d, service, body.data).then(
-        (a) =>
-          a.ok
-            ? sendJson(res, 200, JSON_TYPE, a.body)
-            : sendJson(res, a.status, PROBLEM_TYPE, problemBody(a.status, a.title, a.detail, a.extra)),
+        (a) => {
+          if (a.ok) sendJson(res, 200, JSON_TYPE, a.body);
+          else sendJson(res, a.status, PROBLEM_TYPE, problemBody(a.status, a.title, a.detail, a.extra));
+          if (timelineOn) mark('fwdsent', -1);
+        },
         (err: unknown) => sendProblem(res, err),
       );
     });
