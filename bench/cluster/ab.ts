@@ -19,7 +19,15 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runLoad, type LoadResult } from './load.js';
-import { cpuMsOf, repoRoot, startSystem, stopSystem, timestoreCluster, type System } from './systems.js';
+import {
+  cpuMsOf,
+  repoRoot,
+  startSystem,
+  stopSystem,
+  timestoreCluster,
+  type System,
+  runBench,
+} from './systems.js';
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1);
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 10);
@@ -134,10 +142,4 @@ async function main(): Promise<void> {
   rmSync(base, { recursive: true, force: true });
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -9,11 +9,19 @@
 //   TIMESTORE_COMMIT_NOTICE_DELAY_MS=0 npm run bench:breakdown   # node settings pass through
 //   BENCH_TARGETS=all BENCH_KEEP=1 npm run bench:breakdown        # via followers too; keep the logs
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runLoad } from './load.js';
-import { repoRoot, startSystem, stopSystem, timestoreCluster, type Member } from './systems.js';
+import {
+  repoRoot,
+  startSystem,
+  stopSystem,
+  timestoreCluster,
+  type Member,
+  runBench,
+  removeRunDir,
+} from './systems.js';
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -78,14 +86,7 @@ async function main(): Promise<void> {
   });
   await stopSystem(ts);
   // BENCH_KEEP=1 keeps the data directories and the nodes' logs (n1.log, ...) for a look.
-  if (process.env.BENCH_KEEP === '1') console.log(`\nkept ${base}`);
-  else rmSync(base, { recursive: true, force: true });
+  removeRunDir(base);
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

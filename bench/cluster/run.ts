@@ -18,6 +18,7 @@ import {
   startSystem,
   stopSystem,
   timestoreCluster,
+  runBench,
 } from './systems.js';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const FAILOVERS = Number(process.env.BENCH_FAILOVERS ?? 3);
@@ -175,10 +176,4 @@ async function main(): Promise<void> {
   console.log(`results appended to ${docs}`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -2,7 +2,7 @@
 // cluster (the built dist/ program) and a 3-member etcd (Debian etcd-server). Shared by run.ts (the
 // side-by-side benchmark) and breakdown.ts (where a TimeStore write's time goes).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -326,4 +326,21 @@ export async function failover(s: System): Promise<number> {
   await until(() => s.ready(leader), `${s.name}: ${leader.id} back`, 120_000);
   await sleep(1_000);
   return ackAfterKill - killedAt;
+}
+
+/** Runs a benchmark's main and exits: 0 when it finished, 1 (error printed) when it threw. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
+
+/** Removes a run's directory, or with BENCH_KEEP=1 keeps it (data, the nodes' logs) and says where. */
+export function removeRunDir(dir: string): void {
+  if (process.env.BENCH_KEEP === '1') console.log(`\nkept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }

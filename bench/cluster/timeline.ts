@@ -9,11 +9,19 @@
 //   BENCH_TARGETS=follower npm run bench:timeline    # 1 client to a follower (forwarded writes)
 //   TIMESTORE_RAFT_ASYNC_FSYNC=0 npm run bench:timeline   # node settings pass through
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runLoad } from './load.js';
-import { repoRoot, startSystem, stopSystem, timestoreCluster, type Member } from './systems.js';
+import {
+  repoRoot,
+  startSystem,
+  stopSystem,
+  timestoreCluster,
+  type Member,
+  runBench,
+  removeRunDir,
+} from './systems.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
@@ -232,14 +240,7 @@ async function main(): Promise<void> {
     leader.id,
     ts.members.map((m) => m.id).filter((id) => id !== leader.id),
   );
-  if (process.env.BENCH_KEEP === '1') console.log(`\nkept ${base}`);
-  else rmSync(base, { recursive: true, force: true });
+  removeRunDir(base);
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

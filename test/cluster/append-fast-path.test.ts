@@ -4,20 +4,13 @@
 // status, header names and bodies must match, and both must still serve.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pool } from 'undici';
-import { freePort, startNodeProcess, type NodeProcess } from '../helpers/index.js';
+import type { NodeProcess } from '../helpers/index.js';
+import { answersOf, soloMember, type Case } from './fast-path-compare.js';
 
 const nodes: NodeProcess[] = [];
 after(async () => {
   for (const n of nodes) if (n.proc.running) await n.stop();
 });
-
-async function member(id: string, env: Record<string, string> = {}): Promise<NodeProcess> {
-  const port = await freePort();
-  const n = await startNodeProcess({ id, port, args: ['--peers', `${id}=http://127.0.0.1:${port}`], env });
-  nodes.push(n);
-  return n;
-}
 
 const append = (extra: Record<string, unknown> = {}) =>
   JSON.stringify({
@@ -30,7 +23,7 @@ const append = (extra: Record<string, unknown> = {}) =>
     ...extra,
   });
 
-const cases: Array<{ what: string; body: string | Buffer; contentType?: string; to?: boolean }> = [
+const cases: Case[] = [
   { what: 'a stale heartbeat (term 0)', body: append() },
   { what: 'a negative term', body: '{"term":-1}' },
   { what: 'malformed JSON', body: '{"term":' },
@@ -49,37 +42,17 @@ const cases: Array<{ what: string; body: string | Buffer; contentType?: string; 
   { what: 'a stale heartbeat again', body: append() },
 ];
 
-function normalize(status: number, headers: Record<string, string | string[] | undefined>, body: string) {
-  const h = Object.entries(headers)
-    .filter(([k]) => k !== 'date')
-    .map(([k, v]) => `${k}: ${k === 'x-request-id' || k === 'content-length' ? '<v>' : String(v)}`);
-  // The node's own term depends on its election history, not on the path.
-  return {
-    status,
-    headers: h,
-    body: body.replace(/"term":\d+/g, '"term":<t>').replace(/"requestId":"[^"]*"/g, '"requestId":"<id>"'),
-  };
-}
-
 test('the /raft/append fast path answers every request like raftRouter', async () => {
-  const fast = await member('a');
-  const slow = await member('a', { TIMESTORE_FAST_WRITE: '0' });
-  const out: Record<string, ReturnType<typeof normalize>[]> = { fast: [], slow: [] };
+  const fast = await soloMember(nodes, 'a');
+  const slow = await soloMember(nodes, 'a', { TIMESTORE_FAST_WRITE: '0' });
+  const out = {
+    fast: await answersOf(fast, cases, '/raft/append'),
+    slow: await answersOf(slow, cases, '/raft/append'),
+  };
   for (const [name, n] of [
     ['fast', fast],
     ['slow', slow],
   ] as const) {
-    const pool = new Pool(n.url, { connections: 1 });
-    for (const c of cases) {
-      const res = await pool.request({
-        method: 'POST',
-        path: '/raft/append',
-        headers: { 'content-type': c.contentType ?? 'application/json' },
-        body: c.body,
-      });
-      out[name]!.push(normalize(res.statusCode, res.headers, await res.body.text()));
-    }
-    await pool.close();
     // Still a working node: it takes a write.
     const w = await fetch(`${n.url}/api/timeseries`, {
       method: 'POST',
@@ -88,9 +61,9 @@ test('the /raft/append fast path answers every request like raftRouter', async (
     });
     assert.equal(w.status, 201, name);
   }
-  cases.forEach((c, i) => assert.deepEqual(out.fast![i], out.slow![i], c.what));
-  assert.equal(out.fast![0]!.status, 200);
-  assert.equal(out.fast![1]!.status, 400);
+  cases.forEach((c, i) => assert.deepEqual(out.fast[i], out.slow[i], c.what));
+  assert.equal(out.fast[0]!.status, 200);
+  assert.equal(out.fast[1]!.status, 400);
   // The request metric is recorded either way.
   for (const n of [fast, slow]) {
     const text = await (await fetch(`${n.url}/metrics`)).text();

@@ -4,22 +4,13 @@
 // keep-alive connection; status, header names and bodies must match, and both must still serve.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pool } from 'undici';
-import { eventually, freePort, get, startNodeProcess, type NodeProcess } from '../helpers/index.js';
+import type { NodeProcess } from '../helpers/index.js';
+import { answersOf, soloMember, type Case } from './fast-path-compare.js';
 
 const nodes: NodeProcess[] = [];
 after(async () => {
   for (const n of nodes) if (n.proc.running) await n.stop();
 });
-
-async function member(id: string, env: Record<string, string> = {}): Promise<NodeProcess> {
-  const port = await freePort();
-  const n = await startNodeProcess({ id, port, args: ['--peers', `${id}=http://127.0.0.1:${port}`], env });
-  nodes.push(n);
-  // Its own leader before any forward: otherwise both paths answer 421 and prove nothing.
-  await eventually(async () => (await get(`${n.url}/raft/status`)).json.state === 'Leader', `${id} leads`);
-  return n;
-}
 
 const put = (id: string, requestId: string, value = 1) => ({
   requestId,
@@ -28,7 +19,7 @@ const put = (id: string, requestId: string, value = 1) => ({
 // Fixed ids: both nodes store the same points, so the answers can be compared byte for byte.
 const ID = (n: number) => `01890a5d-ac96-774b-bcce-b302099a8${String(n).padStart(3, '0')}`;
 
-const cases: Array<{ what: string; path?: string; body: string | Buffer; contentType?: string }> = [
+const cases: Case[] = [
   { what: 'one command', body: JSON.stringify({ command: put(ID(1), 'r1') }) },
   { what: 'the same request id again (deduplicated)', body: JSON.stringify({ command: put(ID(1), 'r1') }) },
   {
@@ -57,49 +48,22 @@ const cases: Array<{ what: string; path?: string; body: string | Buffer; content
   { what: 'one command again', body: JSON.stringify({ command: put(ID(9), 'r9', 9) }) },
 ];
 
-function normalize(status: number, headers: Record<string, string | string[] | undefined>, body: string) {
-  const h = Object.entries(headers)
-    .filter(([k]) => k !== 'date')
-    .map(([k, v]) => `${k}: ${k === 'x-request-id' || k === 'content-length' ? '<v>' : String(v)}`);
-  // Indexes and terms depend on each node's election history, not on the path.
-  return {
-    status,
-    headers: h,
-    body: body
-      .replace(/"(term|index)":\d+/g, '"$1":<n>')
-      .replace(/"requestId":"[^"]*"/g, '"requestId":"<id>"'),
-  };
-}
-
 test('the /raft/forward fast path answers every request like the express route', async () => {
-  const fast = await member('a');
-  const slow = await member('a', { TIMESTORE_FAST_WRITE: '0' });
-  const out: Record<string, ReturnType<typeof normalize>[]> = { fast: [], slow: [] };
-  for (const [name, n] of [
-    ['fast', fast],
-    ['slow', slow],
-  ] as const) {
-    const pool = new Pool(n.url, { connections: 1 });
-    for (const c of cases) {
-      const res = await pool.request({
-        method: 'POST',
-        path: c.path ?? '/raft/forward',
-        headers: { 'content-type': c.contentType ?? 'application/json' },
-        body: c.body,
-      });
-      out[name]!.push(normalize(res.statusCode, res.headers, await res.body.text()));
-    }
-    await pool.close();
-  }
+  const fast = await soloMember(nodes, 'a');
+  const slow = await soloMember(nodes, 'a', { TIMESTORE_FAST_WRITE: '0' });
+  const out = {
+    fast: await answersOf(fast, cases, '/raft/forward'),
+    slow: await answersOf(slow, cases, '/raft/forward'),
+  };
   for (const [i, c] of cases.entries())
-    assert.deepEqual(out.fast![i], out.slow![i], `${c.what}: the fast path answered differently`);
+    assert.deepEqual(out.fast[i], out.slow[i], `${c.what}: the fast path answered differently`);
   // The statuses themselves, so that two equally wrong answers do not pass.
   assert.deepEqual(
-    out.fast!.map((r) => r.status),
+    out.fast.map((r) => r.status),
     // A BOM: the fast path leaves it to express, whose JSON parser accepts it.
     [200, 200, 200, 400, 400, 400, 400, 400, 400, 200, 200, 200],
   );
-  assert.match(out.fast![2]!.body, /"results":\[\{"index".*"status":400.*\{"index"/);
+  assert.match(out.fast[2]!.body, /"results":\[\{"index".*"status":400.*\{"index"/);
   // Both still serve, and stored what the good forwards carried.
   for (const n of [fast, slow]) {
     const r = await fetch(`${n.url}/api/timeseries/${ID(9)}`);
