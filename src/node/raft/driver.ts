@@ -568,10 +568,31 @@ export class RaftDriver implements RaftRpcHandler {
    * that answer is written and before anything else this node reads (applySoonUpTo).
    */
   learnCommitted(index: number, term: number): boolean {
-    if (this.stopped || !this.node.learnCommitted(index, term)) return false;
+    if (this.stopped) return false;
+    if (!this.node.learnCommitted(index, term)) {
+      // Most likely the entry's append has not reached this node yet (the leader committed it
+      // with the other followers): try again once a Ready has persisted more of the log, rather
+      // than wait for a commit index the leader may hold back (commit notices).
+      if (index > this.applied && index > (this.pendingLearn?.index ?? 0))
+        this.pendingLearn = { index, term };
+      return false;
+    }
     this.applySoonUpTo = Math.max(this.applySoonUpTo, index);
     this.schedule(true);
     return true;
+  }
+
+  /** A commit learnt from a forward's answer before this node's log had the entry (learnCommitted). */
+  private pendingLearn: { index: number; term: number } | null = null;
+
+  /** After a Ready persisted entries: the pending learnt commit, if the log has its entry now. */
+  private retryPendingLearn(): void {
+    const p = this.pendingLearn;
+    if (!p || this.stopped) return;
+    if (p.index <= this.applied || this.node.learnCommitted(p.index, p.term)) {
+      this.pendingLearn = null;
+      this.schedule(true);
+    }
   }
 
   /** Entries up to here were answered on this follower when learnt committed: applied next turn, not batched. */
@@ -919,6 +940,8 @@ export class RaftDriver implements RaftRpcHandler {
   /** Steps 3-5 of a Ready, once its state is durable. */
   private afterPersist(rd: Ready, ss: Ready['softState'], rest: Message[], changed: boolean): void {
     if (rd.entries.length > 0) failpoint('raft.after-persist');
+    // Not into the core between ready() and advance(): once this loop turn is done.
+    if (rd.entries.length > 0 && this.pendingLearn) queueMicrotask(() => this.retryPendingLearn());
     if (rd.snapshot) {
       rmSync(pendingSnapshotMarker(this.opts.dataDir), { force: true });
       this.applied = Math.max(this.applied, this.data.appliedIndex());
@@ -1013,18 +1036,19 @@ export class RaftDriver implements RaftRpcHandler {
   // write: each follower was woken twice per write (append, then notice), on the leader's two
   // cores shared by three members. A notice is therefore held for up to commitNoticeDelayMs and
   // goes out with the next append to the same follower (the transport merges it: the append's
-  // leaderCommit is at least as high), or alone when that time is up. Followers that wait for their
-  // own apply get it at once: while a forwarded write is in flight (the forwarding follower answers
-  // its client only after applying) and when a follower asked for a read index.
+  // leaderCommit is at least as high), or alone when that time is up. A follower that asked for a
+  // read index gets them at once (handleReadIndex). A follower that forwarded a write does not
+  // need them: it learns the commit from the leader's answer (learnCommitted). Sending notices at
+  // once while a forward was in flight, as before that, cost every forwarded write one more
+  // request to each follower (measured at one client through a follower: 6.1 context switches
+  // per write on the forwarding follower, 5.2 on the other, against ~3.8 for a write to the leader).
   private heldNotices = new Map<NodeId, Message>();
   private noticeTimer: NodeJS.Timeout | null = null;
-  /** Forwarded writes being proposed on behalf of a follower (ReplicatedService.handleForward). */
-  forwardsInFlight = 0;
 
   private readonly commitNoticeDelayMs: number;
 
   private mayHoldNotices(): boolean {
-    return this.commitNoticeDelayMs > 0 && this.forwardsInFlight === 0;
+    return this.commitNoticeDelayMs > 0;
   }
 
   private holdNotice(m: Message): void {

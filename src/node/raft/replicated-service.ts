@@ -234,21 +234,16 @@ export class ReplicatedService implements TimeStoreService {
       const prev = this.forwarded.get(id);
       if (prev) return prev.result;
     }
+    // The answer carries the entry's term: the forwarding follower commits the entry from it
+    // (RaftDriver.learnCommitted) and needs no commit notice.
     const result = (async () => {
-      // The forwarding follower answers its client only once it applied the write itself: while
-      // this is in flight the driver sends commit notices at once instead of holding them.
-      this.driver.forwardsInFlight++;
-      try {
-        const { index, term, result } = await this.driver.propose(
-          command,
-          this.timeoutMs,
-          proposalTrace(command),
-        );
-        if (timelineOn) mark('fwdans', index);
-        return { index, term, points: result?.points ?? [] };
-      } finally {
-        this.driver.forwardsInFlight--;
-      }
+      const { index, term, result } = await this.driver.propose(
+        command,
+        this.timeoutMs,
+        proposalTrace(command),
+      );
+      if (timelineOn) mark('fwdans', index);
+      return { index, term, points: result?.points ?? [] };
     })();
     if (id) {
       this.forwarded.set(id, { at: now, result });
