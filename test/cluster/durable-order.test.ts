@@ -82,9 +82,10 @@ async function scenario(): Promise<{ appliedBeforeRelease: boolean; ackedBeforeR
     release();
     const r = await p;
     assert.ok(r.index > before);
-    // A put is acknowledged at commit and applied in the next loop turn (driver.ts answerAtCommit).
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.ok(driver.appliedIndex() >= r.index, 'applied in the loop turn after its acknowledgement');
+    // A put is acknowledged at commit and applied with the next batch (driver.ts answerAtCommit,
+    // applyDelayMs); a local read would apply it first (applyCommitted).
+    for (let i = 0; driver.appliedIndex() < r.index && i < 200; i++) await sleep(10);
+    assert.ok(driver.appliedIndex() >= r.index, 'applied with the batch after its acknowledgement');
     return { appliedBeforeRelease, ackedBeforeRelease };
   } finally {
     driver.stop();

@@ -137,11 +137,11 @@ export interface DriverOptions {
    */
   commitNoticeDelayMs?: number;
   /**
-   * Longest a follower holds committed entries nobody waits for, to apply them in one data.db
-   * transaction (default 5 ms; 0 applies each Ready's at once). A forwarded write or a read that
-   * waits for them is served without this delay.
+   * Longest a node holds committed entries nobody waits for (on a follower, or answered at commit
+   * on the leader), to apply them in one data.db transaction (default 5 ms; 0 applies each Ready's
+   * at once). A write or read that waits for them, and a local read, are served without it.
    */
-  followerApplyDelayMs?: number;
+  applyDelayMs?: number;
 }
 
 /** A trace of one proposal (src/observability/tracing.ts startProposalSpan fits it). */
@@ -225,7 +225,7 @@ export class RaftDriver implements RaftRpcHandler {
   constructor(private readonly opts: DriverOptions) {
     this.selfId = opts.id;
     this.commitNoticeDelayMs = Math.max(0, opts.commitNoticeDelayMs ?? 5);
-    this.followerApplyDelayMs = Math.max(0, opts.followerApplyDelayMs ?? 5);
+    this.applyDelayMs = Math.max(0, opts.applyDelayMs ?? 5);
     this.removedPeers = new RemovedPeers(opts.id);
     this.observer = opts.observer;
     this.log = opts.logger ?? silentLogger;
@@ -564,8 +564,8 @@ export class RaftDriver implements RaftRpcHandler {
    * The leader answered a write this node forwarded: (index, term) is committed. Lets this node
    * apply it without waiting for the leader's next append (RaftNode.learnCommitted checks that
    * the local entry there is that one). Returns whether it committed the entry here: the caller
-   * may then answer its writer at once, and the entry is applied in the next loop turn, after
-   * that answer is written and before anything else this node reads (applySoonUpTo).
+   * may then answer its writer at once; the entry is applied with the next batch, or before
+   * anything this node reads (applyCommitted, waitApplied).
    */
   learnCommitted(index: number, term: number): boolean {
     if (this.stopped) return false;
@@ -577,7 +577,6 @@ export class RaftDriver implements RaftRpcHandler {
         this.pendingLearn = { index, term };
       return false;
     }
-    this.applySoonUpTo = Math.max(this.applySoonUpTo, index);
     this.schedule(true);
     return true;
   }
@@ -594,9 +593,6 @@ export class RaftDriver implements RaftRpcHandler {
       this.schedule(true);
     }
   }
-
-  /** Entries up to here were answered on this follower when learnt committed: applied next turn, not batched. */
-  private applySoonUpTo = 0;
 
   /**
    * ReadIndex: resolves with an index such that serving a read once appliedIndex >= index is
@@ -637,6 +633,14 @@ export class RaftDriver implements RaftRpcHandler {
       },
       Math.max(2_000, this.opts.electionTimeoutMs * 3),
     ).unref();
+  }
+
+  /**
+   * Applies now what is committed and waiting for its batch (at most applyChunkEntries): a local
+   * (`consistency=none`) read calls it first, so that it sees every write this node answered.
+   */
+  applyCommitted(): void {
+    if (!this.stopped && this.applyQueue.length > 0) this.drainApply();
   }
 
   /** Resolves once appliedIndex >= index; rejects after timeoutMs. */
@@ -986,13 +990,12 @@ export class RaftDriver implements RaftRpcHandler {
     }
 
     // 4. Apply. this.applied (what reads and writes wait for) advances only once data.db has the
-    // entries. A leader applies right here: its messages above are already on the sockets (the
-    // transport writes synchronously), and its writers are waiting for exactly this apply, so a
-    // loop turn in between would only add latency. So does a follower that has nothing of this
-    // Ready to answer while someone here waits (a forwarded write it learnt committed from the
-    // leader's answer, a read). A follower's answers to the leader are written by request handlers
-    // that resume after this turn, so with answers it applies in the next turn, keeping data.db's
-    // commit off the replication round trip.
+    // entries. When someone here waits for the apply itself, it runs right here if this Ready has
+    // no answer to a peer to send (a leader's messages are already on the sockets: the transport
+    // writes synchronously), else in the next loop turn, keeping data.db's commit off the
+    // replication round trip (a follower's answers are written by handlers that resume after this
+    // turn). Entries nobody waits for (a follower's, or puts the leader answered at commit) are
+    // batched for up to applyDelayMs.
     if (rd.committedEntries.length > 0) {
       if (timelineOn) mark('cmt', rd.committedEntries[rd.committedEntries.length - 1]!.index);
       for (const e of rd.committedEntries) {
@@ -1000,19 +1003,24 @@ export class RaftDriver implements RaftRpcHandler {
         this.proposals.get(e.index)?.trace?.committed();
       }
       const answersNone = rest.every((m) => m.type !== 'appendResponse' && m.type !== 'voteResponse');
-      // Writers whose answer needs nothing from data.db are answered now, and the apply runs in the
-      // next turn, after their answers are written (they are written by promise continuations).
-      const answered = ss.role === 'Leader' ? this.answerAtCommit(rd.committedEntries) : 0;
-      if (answered > 0 || rd.committedEntries[0]!.index <= this.applySoonUpTo) this.scheduleApply();
-      else if (answersNone && (ss.role === 'Leader' || this.applyWaiters.length > 0)) this.drainApply();
-      else if (ss.role !== 'Leader' && this.applyWaiters.length === 0 && this.followerApplyDelayMs > 0) {
-        // Nobody here waits for these entries (no forwarded write, no read): batch them. At one
-        // client every write was its own data.db transaction on each follower (~150 µs of CPU, on
-        // the cores the leader needs). A waiter arriving meanwhile drains at once (waitApplied).
+      // Writers whose answer needs nothing from data.db are answered now (answerAtCommit).
+      if (ss.role === 'Leader') this.answerAtCommit(rd.committedEntries);
+      // Someone here waits for the apply itself: a writer not answered at commit (a delete, a
+      // membership change), a read (waitApplied), a forwarded write whose entry came late.
+      const awaited =
+        this.applyWaiters.length > 0 ||
+        (ss.role === 'Leader' && rd.committedEntries.some((e) => this.proposals.has(e.index)));
+      if (awaited && answersNone) this.drainApply();
+      else if (!awaited && this.applyDelayMs > 0) {
+        // Nobody waits for these entries: batch them, on every role. One data.db transaction per
+        // write cost ~100-150 µs of CPU at one client, on each member, on the two cores all three
+        // share. A waiter arriving meanwhile drains at once (waitApplied), and a
+        // `consistency=none` read applies what is committed first (applyCommitted), so a client
+        // that was answered at commit reads its write back from the node it wrote to.
         this.applyTimer ??= setTimeout(() => {
           this.applyTimer = null;
           if (!this.applyScheduled) this.drainApply();
-        }, this.followerApplyDelayMs);
+        }, this.applyDelayMs);
       } else this.scheduleApply();
     }
 
@@ -1088,7 +1096,7 @@ export class RaftDriver implements RaftRpcHandler {
   private applyQueue: Entry[] = [];
   private applyScheduled = false;
   private applyTimer: NodeJS.Timeout | null = null;
-  private readonly followerApplyDelayMs: number;
+  private readonly applyDelayMs: number;
 
   /**
    * TIMESTORE_ANSWER_AT_COMMIT=0 answers every write only after its apply, here and on a

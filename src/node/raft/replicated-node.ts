@@ -203,7 +203,11 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
     ...optional('applyChunkEntries', envInt('TIMESTORE_APPLY_CHUNK_ENTRIES')),
     ...optional('snapshotChunkBytes', envInt('TIMESTORE_SNAPSHOT_CHUNK_BYTES')),
     ...optional('commitNoticeDelayMs', envInt('TIMESTORE_COMMIT_NOTICE_DELAY_MS')),
-    ...optional('followerApplyDelayMs', envInt('TIMESTORE_FOLLOWER_APPLY_DELAY_MS')),
+    // TIMESTORE_FOLLOWER_APPLY_DELAY_MS: its name while only followers batched applies.
+    ...optional(
+      'applyDelayMs',
+      envInt('TIMESTORE_APPLY_DELAY_MS') ?? envInt('TIMESTORE_FOLLOWER_APPLY_DELAY_MS'),
+    ),
     logger: log,
   });
   // Entries raft.db knows to be committed but data.db has not applied yet (data.db restored from an

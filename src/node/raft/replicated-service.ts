@@ -280,7 +280,12 @@ export class ReplicatedService implements TimeStoreService {
     opts: { signal?: AbortSignal },
   ): Promise<T> {
     const d = this.driver;
-    if (consistency === 'none') return fn(d.data);
+    if (consistency === 'none') {
+      // What this node answered at commit but holds for a batched apply: applied first, so a
+      // client reads back what it wrote here.
+      d.applyCommitted();
+      return fn(d.data);
+    }
     const deadline = Date.now() + this.timeoutMs;
     let lastError = 'no leader';
     for (let attempt = 0; ; attempt++) {
