@@ -232,6 +232,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
       deps.requestTimeoutMs ??
       envInt('TIMESTORE_REQUEST_TIMEOUT_MS') ??
       Math.max(5_000, config.electionTimeoutMs * 10),
+    ...optional('forwardsInFlight', envInt('TIMESTORE_FORWARDS_IN_FLIGHT')),
     onClose: closeRaft,
   });
   // Readiness (GET /readyz, /readyz/leader): member, leader known, caught up. /livez stays the API's.

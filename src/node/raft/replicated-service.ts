@@ -31,6 +31,8 @@ export interface ReplicatedServiceOptions {
    * sends them through undici, whose requests get a span and a traceparent (tracing on).
    */
   pipelinedForwards?: boolean;
+  /** Forwards on the wire to the leader at once (forward-batcher.ts; default 1). */
+  forwardsInFlight?: number;
 }
 
 /** The leader's answer to a forwarded write: the write's result and its entry's term. */
@@ -59,17 +61,19 @@ export class ReplicatedService implements TimeStoreService {
   ) {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
     const pipelined = opts.pipelinedForwards ?? fastPathsEnabled();
-    this.forwarder = new ForwardBatcher((leader, body, commands, timeoutMs) =>
-      pipelined
-        ? driver.transport.forward(leader, body, commands, timeoutMs)
-        : driver.transport.request(
-            { id: leader },
-            'POST',
-            // The count is for the sender's own metrics (observability.ts); the leader reads the body.
-            commands === 1 ? '/raft/forward' : `/raft/forward?commands=${commands}`,
-            new JsonText(body),
-            { timeoutMs },
-          ),
+    this.forwarder = new ForwardBatcher(
+      (leader, body, commands, timeoutMs) =>
+        pipelined
+          ? driver.transport.forward(leader, body, commands, timeoutMs)
+          : driver.transport.request(
+              { id: leader },
+              'POST',
+              // The count is for the sender's own metrics (observability.ts); the leader reads the body.
+              commands === 1 ? '/raft/forward' : `/raft/forward?commands=${commands}`,
+              new JsonText(body),
+              { timeoutMs },
+            ),
+      opts.forwardsInFlight ? { maxInFlight: opts.forwardsInFlight } : {},
     );
     this.stopping = new Promise<void>((r) => (this.markStopping = r));
   }
