@@ -1161,6 +1161,7 @@ export class RaftDriver implements RaftRpcHandler {
     const batch: Array<{ index: number; command: Command | null }> = [];
     for (const e of entries) {
       if (e.index <= this.applied) continue;
+      this.logBytesSinceSnapshot += e.data.length;
       let command: Command | null = null;
       if (e.kind === 'normal' && e.data !== '') {
         try {
@@ -1385,11 +1386,31 @@ export class RaftDriver implements RaftRpcHandler {
     return { path, size, sha256 };
   }
 
+  /** Entry bytes applied since the last snapshot (what the log has grown by, for snapshotDue). */
+  private logBytesSinceSnapshot = 0;
+  /** Size of the newest snapshot file: what the next copy of data.db will cost, about. */
+  private lastSnapshotBytes = -1;
+
   /** Snapshot data.db and compact raft.db when the log is long enough. */
   private maybeSnapshot(): void {
     if (this.compacting || this.stopped) return;
-    if (this.applied - this.raftLog.snapshotMeta().index < this.snapshotThreshold) return;
-    void this.snapshotNow();
+    if (this.lastSnapshotBytes < 0) {
+      const f = this.latestSnapshotFile();
+      let bytes = 0;
+      try {
+        bytes = f ? statSync(f.path).size : 0;
+      } catch {
+        // gone meanwhile: as if none
+      }
+      this.lastSnapshotBytes = bytes;
+    }
+    const due = snapshotDue({
+      appliedSinceSnapshot: this.applied - this.raftLog.snapshotMeta().index,
+      logBytesSinceSnapshot: this.logBytesSinceSnapshot,
+      lastSnapshotBytes: this.lastSnapshotBytes,
+      minEntries: this.snapshotThreshold,
+    });
+    if (due) void this.snapshotNow();
   }
 
   /** Take a snapshot of data.db at its applied index and compact raft.db (online). */
@@ -1423,6 +1444,8 @@ export class RaftDriver implements RaftRpcHandler {
         const m = /^snap-(\d+)\.db$/.exec(f);
         if (m && Number(m[1]) < index) rmSync(join(this.snapDir, f), { force: true });
       }
+      this.lastSnapshotBytes = bytes;
+      this.logBytesSinceSnapshot = 0;
       this.observe('snapshot', 'take', { index, bytes, seconds: (Date.now() - started) / 1000, ok: true });
       this.log.info(
         { index, bytes, ms: Date.now() - started, firstIndex: this.raftLog.firstIndex() },
@@ -1492,4 +1515,28 @@ export function fsyncMode(v: string | undefined): 'all' | 'leader' | 'none' {
   if (t === '1' || t === 'all' || t === 'true') return 'all';
   if (t === '0' || t === 'none' || t === 'false') return 'none';
   throw new Error(`TIMESTORE_RAFT_ASYNC_FSYNC: expected leader, 1 (all roles) or 0 (none), got "${v}"`);
+}
+
+/** Below this size a copy of data.db is cheap (well under a second): the entry count alone decides. */
+export const SNAPSHOT_SIZE_FLOOR_BYTES = 64 * 1024 * 1024;
+/** Above the floor, a snapshot waits until the log has grown by 1/SNAPSHOT_SIZE_RATIO of the last copy. */
+export const SNAPSHOT_SIZE_RATIO = 4;
+
+/**
+ * Whether to snapshot data.db and compact raft.db now. Pure. A snapshot copies the whole of
+ * data.db, so taking one every `minEntries` whatever its size made the copying grow with the data:
+ * at 4,000 writes/s and 10,000 entries a 10 GB data.db would be copied every 2.5 s, for ever.
+ * Above SNAPSHOT_SIZE_FLOOR_BYTES a snapshot also waits until the log since the last one has
+ * grown by a quarter of that copy's size, so copying costs at most about four bytes per byte
+ * written, and raft.db holds at most about a quarter of data.db's size beyond its catch-up entries.
+ */
+export function snapshotDue(s: {
+  appliedSinceSnapshot: number;
+  logBytesSinceSnapshot: number;
+  lastSnapshotBytes: number;
+  minEntries: number;
+}): boolean {
+  if (s.appliedSinceSnapshot < s.minEntries) return false;
+  if (s.lastSnapshotBytes <= SNAPSHOT_SIZE_FLOOR_BYTES) return true;
+  return s.logBytesSinceSnapshot * SNAPSHOT_SIZE_RATIO >= s.lastSnapshotBytes;
 }
