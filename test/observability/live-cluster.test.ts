@@ -155,10 +155,13 @@ test('/metrics of every member passes promtool and carries sensible Raft figures
   const after = sample(await metricsText(leader), 'timestore_raft_commit_index')!;
   assert.ok(after >= before + 3, `commit index ${before} -> ${after}`);
   // Puts are acknowledged at commit and applied with the next batch (a few ms later).
-  const lt2 = await eventually(async () => {
-    const t = await metricsText(leader);
-    return (sample(t, 'timestore_raft_applied_index') ?? 0) >= before + 3 ? t : null;
-  }, `the leader to apply up to ${before + 3}`);
+  const lt2 = await eventually(
+    async () => {
+      const t = await metricsText(leader);
+      return (sample(t, 'timestore_raft_applied_index') ?? 0) >= before + 3 ? t : null;
+    },
+    `the leader to apply up to ${before + 3}`,
+  );
   assert.ok((sample(lt2, 'timestore_ingested_points_total{format="json"}') ?? 0) >= 3);
   // The loop's own timings (fed by the driver's observer): proposals, commit, persist, apply.
   assert.ok(
