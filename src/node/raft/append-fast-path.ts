@@ -17,7 +17,9 @@ import {
   type DurationHistogram,
 } from '../http-server.js';
 import type { Message } from '../../raft/types.js';
-import type { RaftRpcHandler } from './transport.js';
+import { problemBody, type RaftRpcHandler } from './transport.js';
+
+const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
 import { appendFromWire, appendRequestSchema, appendResponseToWire } from './wire.js';
 import { carriesSecret } from './peer-auth.js';
 import { MemberRemovedError } from './removal.js';
@@ -70,21 +72,19 @@ export function withAppendFastPath(
         (err: unknown) =>
           err instanceof MemberRemovedError
             ? // As raftRouter answers a removed member: it retires on this answer (removal.ts).
-              send(res, 410, 'application/problem+json; charset=utf-8', {
-                type: 'about:blank',
-                title: 'Member removed',
-                status: 410,
-                detail: err.message,
-                reason: 'removed',
-                nodeId: err.nodeId,
-              })
+              send(
+                res,
+                410,
+                PROBLEM_TYPE,
+                problemBody(410, 'Member removed', err.message, { reason: 'removed', nodeId: err.nodeId }),
+              )
             : // As raftRouter's handler reports a failure of the node.
-              send(res, 503, 'application/problem+json; charset=utf-8', {
-                type: 'about:blank',
-                title: 'Raft unavailable',
-                status: 503,
-                detail: String((err as Error)?.message ?? err),
-              }),
+              send(
+                res,
+                503,
+                PROBLEM_TYPE,
+                problemBody(503, 'Raft unavailable', String((err as Error)?.message ?? err)),
+              ),
       );
     });
   };

@@ -251,6 +251,11 @@ export class RaftDriver implements RaftRpcHandler {
     this.applied = this.data.appliedIndex();
     const snapIdx = this.raftLog.snapshotMeta().index;
     const local = this.latestSnapshotFile();
+    try {
+      this.lastSnapshotBytes = local ? statSync(local.path).size : 0;
+    } catch {
+      // gone meanwhile: as if there were none
+    }
     if (this.applied < snapIdx && local && local.index >= snapIdx) {
       // data.db lost entries that raft.db no longer has (e.g. data.db was deleted): start again
       // from this node's own snapshot; the log after it is re-applied.
@@ -1113,20 +1118,16 @@ export class RaftDriver implements RaftRpcHandler {
    * checkCommand before it was proposed; any other apply error stops the node, and the entry is
    * applied from raft.db when it starts again). Measured at one client: the data.db transaction
    * (~80 µs) left the critical path of every write. Reads stay linearizable: `linearizable` and
-   * `leader` reads wait until the apply has caught up with the commit index. Returns how many were
-   * answered.
+   * `leader` reads wait until the apply has caught up with the commit index.
    */
-  private answerAtCommit(entries: Entry[]): number {
-    let n = 0;
+  private answerAtCommit(entries: Entry[]): void {
     for (const e of entries) {
       const w = this.proposals.get(e.index);
       if (!w?.atCommit || w.term !== e.term) continue;
       this.proposals.delete(e.index);
       this.answeredUpTo = Math.max(this.answeredUpTo, e.index);
       w.resolve({ index: e.index, result: w.atCommit });
-      n++;
     }
-    return n;
   }
 
   /** Apply what is queued in the next loop turn. */
@@ -1389,21 +1390,11 @@ export class RaftDriver implements RaftRpcHandler {
   /** Entry bytes applied since the last snapshot (what the log has grown by, for snapshotDue). */
   private logBytesSinceSnapshot = 0;
   /** Size of the newest snapshot file: what the next copy of data.db will cost, about. */
-  private lastSnapshotBytes = -1;
+  private lastSnapshotBytes = 0;
 
   /** Snapshot data.db and compact raft.db when the log is long enough. */
   private maybeSnapshot(): void {
     if (this.compacting || this.stopped) return;
-    if (this.lastSnapshotBytes < 0) {
-      const f = this.latestSnapshotFile();
-      let bytes = 0;
-      try {
-        bytes = f ? statSync(f.path).size : 0;
-      } catch {
-        // gone meanwhile: as if none
-      }
-      this.lastSnapshotBytes = bytes;
-    }
     const due = snapshotDue({
       appliedSinceSnapshot: this.applied - this.raftLog.snapshotMeta().index,
       logBytesSinceSnapshot: this.logBytesSinceSnapshot,

@@ -188,9 +188,9 @@ export class ReplicatedService implements TimeStoreService {
             if (timelineOn) mark('fwdgot', body.index);
             // The answer says the entry is committed (older leaders do not send the term). If this
             // node's log has it, it is committed here now: answered at once, like a leader
-            // answering at commit, and applied in the next loop turn, before this node reads
-            // anything its writer can send next. Otherwise wait until it is applied here, so that
-            // a client reading from this node sees its write.
+            // answering at commit, and applied with the next batch (a local read applies it
+            // first: applyCommitted). Otherwise wait until it is applied here, so that a client
+            // reading from this node sees its write.
             const here = typeof body.term === 'number' && d.learnCommitted(body.index, body.term);
             if (here && d.answersAtCommit) return { index: body.index, points: body.points };
             await Promise.race([

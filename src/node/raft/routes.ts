@@ -137,7 +137,7 @@ export function errorProblem(err: unknown): ErrorProblem {
   return { status: 500, title: 'Internal error', detail: String((err as Error)?.message ?? err) };
 }
 
-export function sendError(res: Response, err: unknown): void {
+function sendError(res: Response, err: unknown): void {
   const p = errorProblem(err);
   if (p.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(p.retryAfterSeconds));
   problem(res, p.status, p.title, p.detail, p.extra);

@@ -387,12 +387,7 @@ export class RaftTransport {
       status = res.statusCode;
       text = await res.body.text();
     }
-    let parsed: unknown = undefined;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = text;
-    }
+    const parsed = parseAnswer(text);
     if (status >= 300) throw new PeerError(`${path} on ${p.id}: HTTP ${status}`, status, parsed);
     return parsed;
   }
@@ -422,13 +417,7 @@ export class RaftTransport {
       throw new PeerError(`POST /raft/forward on ${leader}: ${(err as Error).message}`, null);
     }
     this.opts.observeForward?.(res.status === 200, writes);
-    let parsed: unknown = undefined;
-    try {
-      parsed = res.body ? JSON.parse(res.body) : undefined;
-    } catch {
-      parsed = res.body;
-    }
-    return { status: res.status, body: parsed };
+    return { status: res.status, body: parseAnswer(res.body) };
   }
 
   /**
@@ -467,14 +456,7 @@ export class RaftTransport {
         bodyTimeout: timeoutMs,
         signal: opts.signal,
       });
-      const text = await res.body.text();
-      let parsed: unknown = undefined;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        parsed = text;
-      }
-      return { status: res.statusCode, body: parsed, headers: res.headers };
+      return { status: res.statusCode, body: parseAnswer(await res.body.text()), headers: res.headers };
     } catch (err) {
       if (err instanceof PeerError) throw err;
       throw new PeerError(`${method} ${path} on ${target.id ?? target.url}: ${(err as Error).message}`, null);
@@ -622,6 +604,16 @@ export interface SnapshotReceiverApi {
 }
 
 /** An RFC 9457 problem object, as problem() sends it (also an entry of a batch answer). */
+/** A peer's answer body: its JSON, the text itself when it is not JSON, undefined when empty. */
+function parseAnswer(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
 export function problemBody(
   status: number,
   title: string,
