@@ -54,7 +54,11 @@ async function scenario(): Promise<{ appliedBeforeRelease: boolean; ackedBeforeR
     release();
     await sleep(20);
     release();
+    // Everything committed so far (the election's entry) applied first: applies nobody waits for
+    // are batched (applyDelayMs), and a late one must not pass for the proposal's.
+    for (let i = 0; driver.appliedIndex() < driver.status().commitIndex && i < 200; i++) await sleep(10);
     const before = driver.appliedIndex();
+    assert.equal(before, driver.status().commitIndex, 'the election entry was never applied');
     const command: Command = {
       requestId: 'durable-order-1',
       ops: [

@@ -225,7 +225,7 @@ export class RaftDriver implements RaftRpcHandler {
   constructor(private readonly opts: DriverOptions) {
     this.selfId = opts.id;
     this.commitNoticeDelayMs = Math.max(0, opts.commitNoticeDelayMs ?? 5);
-    this.applyDelayMs = Math.max(0, opts.applyDelayMs ?? 5);
+    this.applyDelayMs = Math.max(0, opts.applyDelayMs ?? 30);
     this.removedPeers = new RemovedPeers(opts.id);
     this.observer = opts.observer;
     this.log = opts.logger ?? silentLogger;
