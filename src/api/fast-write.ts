@@ -27,6 +27,7 @@ import {
   replayRequest as replay,
   type DurationHistogram,
 } from '../node/http-server.js';
+import { Cancellation } from '../node/cancellation.js';
 import type { TimeStoreService } from '../node/service.js';
 import type { Command, Point } from '../tsdb/model.js';
 import { pointToEntry } from '../tsdb/schemas.js';
@@ -128,8 +129,8 @@ async function write(
   const requestId = incoming ?? randomUUID();
   const point: Point = { ...entry, id: entry.id ?? uuidv7() };
   const command: Command = { requestId, ops: [{ op: 'put', point }] };
-  // The same signal the express route passes (clientSignal): the client closed before the answer.
-  const ac = new AbortController();
+  // What the express route passes (clientSignal): the client closed before the answer.
+  const ac = new Cancellation();
   res.once('close', () => {
     if (!res.writableFinished) ac.abort(new Error('client closed the connection'));
   });

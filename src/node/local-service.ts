@@ -7,6 +7,7 @@
 // requests, which is where single-node ingest throughput comes from.
 import type { Command } from '../tsdb/model.js';
 import type { DataStore } from '../storage/data-store.js';
+import type { CancelSignal } from './cancellation.js';
 import {
   ServiceUnavailableError,
   type Consistency,
@@ -38,7 +39,7 @@ export class LocalService implements TimeStoreService {
     this.maxBatch = opts.maxBatchCommands ?? 256;
   }
 
-  write(command: Command, opts: { signal?: AbortSignal } = {}): Promise<WriteResult> {
+  write(command: Command, opts: { signal?: CancelSignal } = {}): Promise<WriteResult> {
     if (this.closed) return Promise.reject(new ServiceUnavailableError('the node is shutting down', 1));
     // A client that went away before its write was queued gets nothing written. Once queued, the
     // write is applied regardless: aborting half-way would make the outcome unknowable.

@@ -2,6 +2,7 @@
 // single node applying its own commands, or a Raft member that proposes, forwards and does ReadIndex.
 import type { Command, Point } from '../tsdb/model.js';
 import type { DataStore } from '../storage/data-store.js';
+import type { CancelSignal } from './cancellation.js';
 
 /** Read consistency, asked for by name on every read endpoint (`?consistency=`). */
 export type Consistency = 'linearizable' | 'leader' | 'none';
@@ -14,7 +15,7 @@ export interface WriteResult {
 
 export interface TimeStoreService {
   /** Resolves once the command is committed (quorum, fsync'd) and applied locally. */
-  write(command: Command, opts: { signal?: AbortSignal }): Promise<WriteResult>;
+  write(command: Command, opts: { signal?: CancelSignal }): Promise<WriteResult>;
   /** Runs fn against local state once it is at least as fresh as the consistency level requires. */
   read<T>(consistency: Consistency, fn: (store: DataStore) => T, opts: { signal?: AbortSignal }): Promise<T>;
 }

@@ -3,6 +3,7 @@
 // is tested in forward-batch.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Cancellation } from '../../src/node/cancellation.js';
 import { ForwardBatcher, dispatch, type ForwardOutcome } from '../../src/node/raft/forward-batcher.js';
 
 interface Sent {
@@ -87,7 +88,8 @@ test('queues are per leader, a whole-batch failure is every command’s outcome,
 test('a caller that gives up before its command leaves is dropped from the batch', async () => {
   const { b, sent } = scripted();
   const first = b.forward('n1', cmd(0), { timeoutMs: 1000 });
-  const ac = new AbortController();
+  // The service's own cancellation (a changed leader); an AbortSignal is tested below.
+  const ac = new Cancellation();
   const gaveUp = b.forward('n1', cmd(1), { timeoutMs: 1000, signal: ac.signal });
   const kept = b.forward('n1', cmd(2), { timeoutMs: 1000 });
   ac.abort(new Error('leader changed'));

@@ -16,6 +16,7 @@
 // single request), and a retry with the same request id is deduplicated there.
 import type { NodeId } from '../../raft/types.js';
 import { MAX_FORWARD_BATCH } from '../../tsdb/schemas.js';
+import type { CancelSignal } from '../cancellation.js';
 
 export interface ForwardOutcome {
   status: number;
@@ -72,7 +73,7 @@ export class ForwardBatcher {
   forward(
     leader: NodeId,
     command: unknown,
-    opts: { timeoutMs: number; signal?: AbortSignal },
+    opts: { timeoutMs: number; signal?: CancelSignal },
   ): Promise<ForwardOutcome> {
     const { signal } = opts;
     if (signal?.aborted) return Promise.reject(signal.reason);

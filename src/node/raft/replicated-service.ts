@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { DataStore } from '../../storage/data-store.js';
 import type { Command } from '../../tsdb/model.js';
 import { uuidv7 } from '../../tsdb/uuidv7.js';
+import { Cancellation, cancelError, type CancelSignal } from '../cancellation.js';
 import {
   ServiceUnavailableError,
   type Consistency,
@@ -40,10 +41,6 @@ export type ForwardResult = WriteResult & { term: number };
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
 }
 
 export class ReplicatedService implements TimeStoreService {
@@ -139,7 +136,7 @@ export class ReplicatedService implements TimeStoreService {
       );
   }
 
-  async write(command: Command, opts: { signal?: AbortSignal } = {}): Promise<WriteResult> {
+  async write(command: Command, opts: { signal?: CancelSignal } = {}): Promise<WriteResult> {
     if (this.closed) throw new ServiceUnavailableError('the node is shutting down', 1);
     this.refuseIfRemoved();
     this.active++;
@@ -150,7 +147,7 @@ export class ReplicatedService implements TimeStoreService {
     }
   }
 
-  private async writeInner(command: Command, opts: { signal?: AbortSignal }): Promise<WriteResult> {
+  private async writeInner(command: Command, opts: { signal?: CancelSignal }): Promise<WriteResult> {
     const cmd = this.ensureIds(command);
     // A command the engine would reject must never reach the log: it would be committed, applied
     // as a no-op everywhere, and answered as a failure only after a quorum round.
@@ -158,7 +155,7 @@ export class ReplicatedService implements TimeStoreService {
     const deadline = Date.now() + this.timeoutMs;
     let lastError = 'no leader';
     for (let attempt = 0; ; attempt++) {
-      if (opts.signal?.aborted) throw abortError(opts.signal);
+      if (opts.signal?.aborted) throw cancelError(opts.signal);
       const remaining = deadline - Date.now();
       if (remaining <= 0 || this.driver.isStopped) break;
       const d = this.driver;
@@ -174,7 +171,7 @@ export class ReplicatedService implements TimeStoreService {
         const leader = d.leaderId;
         // Give up on this leader when it changes (a stopped or partitioned leader would otherwise
         // hold the request until the deadline); the retry goes to the new leader.
-        const ac = new AbortController();
+        const ac = new Cancellation();
         const offChange = d.onChange(() => {
           if (d.leaderId !== leader) ac.abort(new Error(`leader changed from ${leader}`));
         });
@@ -207,7 +204,7 @@ export class ReplicatedService implements TimeStoreService {
           lastError = `leader ${leader}: ${detail}`;
         } catch (err) {
           if (err instanceof ServiceUnavailableError) throw err;
-          if (opts.signal?.aborted) throw abortError(opts.signal);
+          if (opts.signal?.aborted) throw cancelError(opts.signal);
           if (err instanceof ProposalFailedError) {
             // Committed on the leader but not applied here in time.
             lastError = err.message;
@@ -293,7 +290,7 @@ export class ReplicatedService implements TimeStoreService {
     const deadline = Date.now() + this.timeoutMs;
     let lastError = 'no leader';
     for (let attempt = 0; ; attempt++) {
-      if (opts.signal?.aborted) throw abortError(opts.signal);
+      if (opts.signal?.aborted) throw cancelError(opts.signal);
       const remaining = deadline - Date.now();
       if (remaining <= 0 || d.isStopped) break;
       // Only reaching the read point is retried; errors of fn itself (a bad cursor, say) are the
