@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { RequestListener } from 'node:http';
 import type { Logger } from 'pino';
 import { tracingEnabledFromEnv } from '../observability/tracing.js';
@@ -23,6 +24,13 @@ export interface HttpServerHandle {
   close(graceMs?: number): Promise<void>;
 }
 
+/** What the server hands upgrade requests to (the peer streams, src/node/raft/peer-stream-server.ts). */
+export interface UpgradeHandler {
+  onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Ends every upgraded connection at once (shutdown): their peers see a lost connection. */
+  closeAll(): void;
+}
+
 export interface ListenOptions {
   host: string;
   port: number;
@@ -31,6 +39,8 @@ export interface ListenOptions {
   keepAliveTimeoutMs?: number;
   /** Whole-request timeout (headers and body): a client still sending after it gets 408 and a close. */
   requestTimeoutMs?: number;
+  /** Upgrade requests; without it every upgrade is answered 404 (an older peer then uses HTTP). */
+  upgrade?: UpgradeHandler;
 }
 
 export async function listen(handler: RequestListener, opts: ListenOptions): Promise<HttpServerHandle> {
@@ -54,6 +64,19 @@ export async function listen(handler: RequestListener, opts: ListenOptions): Pro
   server.on('request', (_req, res) => {
     active++;
     res.once('close', () => active--);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if (opts.upgrade) return opts.upgrade.onUpgrade(req, socket, head);
+    const body = JSON.stringify({
+      type: 'about:blank',
+      title: 'Not found',
+      status: 404,
+      detail: `this node takes no upgrade to ${String(req.headers.upgrade)} at ${req.url}`,
+    });
+    socket.end(
+      `HTTP/1.1 404 Not Found\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
   // A malformed request line or header must not take the process down; answer 400 and move on.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -101,6 +124,8 @@ export async function listen(handler: RequestListener, opts: ListenOptions): Pro
   let closing: Promise<void> | null = null;
   const close = (graceMs = 10_000): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
+      // Upgraded connections are no longer requests the server waits for: end them now.
+      opts.upgrade?.closeAll();
       const closed = new Promise<void>((r) => server.close(() => r()));
       // Keep-alive connections that are idle now, or become idle after their last response, are closed
       // so that server.close() can complete; busy ones finish their request first.

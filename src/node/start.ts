@@ -10,6 +10,7 @@ import { createApp, type ExtraRouter } from '../api/index.js';
 import { withFastWrite } from '../api/fast-write.js';
 import { withAppendFastPath } from './raft/append-fast-path.js';
 import { withForwardFastPath } from './raft/forward-fast-path.js';
+import { peerStreamServer } from './raft/peer-stream-server.js';
 import { CLUSTER_MAX_BODY_BYTES } from './raft/routes.js';
 import type { DataStore } from '../storage/data-store.js';
 import type { CorruptionGuard, StorageFault } from '../storage/integrity/corruption-guard.js';
@@ -190,6 +191,18 @@ export async function startNode(config: NodeConfig, opts: StartNodeOptions = {})
     http = await listen(served, {
       host: config.listen.host,
       port: config.listen.port,
+      ...(fast && raft
+        ? {
+            upgrade: peerStreamServer({
+              driver: raft.driver,
+              service: raft.service,
+              appendMaxBytes: raftMaxBodyBytes(config),
+              forwardMaxBytes: CLUSTER_MAX_BODY_BYTES,
+              ...secret,
+              metrics: peerMetrics,
+            }),
+          }
+        : {}),
       requestTimeoutMs: config.bodyTimeoutMs,
       ...(logger ? { logger } : {}),
     }).catch((err: NodeJS.ErrnoException) => {

@@ -57,52 +57,86 @@ export function withAppendFastPath(
         opts.metrics?.requestsInFlight.dec();
         observeDuration(res.statusCode, Number(process.hrtime.bigint() - start) / 1e9);
       });
-      h.handleRequest(m).then(
-        (resp) => {
-          send(
-            res,
-            200,
-            'application/json; charset=utf-8',
-            resp && resp.type === 'appendResponse'
-              ? appendResponseToWire(resp)
-              : { term: h.currentTerm(), success: false, ignored: true },
-          );
-          if (timelineOn) mark('aans', -1);
-        },
-        (err: unknown) =>
-          err instanceof MemberRemovedError
-            ? // As raftRouter answers a removed member: it retires on this answer (removal.ts).
-              send(
-                res,
-                410,
-                PROBLEM_TYPE,
-                problemBody(410, 'Member removed', err.message, { reason: 'removed', nodeId: err.nodeId }),
-              )
-            : // As raftRouter's handler reports a failure of the node.
-              send(
-                res,
-                503,
-                PROBLEM_TYPE,
-                problemBody(503, 'Raft unavailable', String((err as Error)?.message ?? err)),
-              ),
-      );
+      void appendAnswer(h, m).then((a) => {
+        send(res, a.status, a.type, a.body);
+        if (timelineOn) mark('aans', -1);
+      });
     });
   };
 }
 
+/** A peer's answer: status, content type and the value to send as JSON. */
+export interface PeerAnswer {
+  status: number;
+  type: string;
+  body: unknown;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * The answer to an append message, as raftRouter gives it (shared with the peer stream,
+ * peer-stream-server.ts). Never rejects.
+ */
+export function appendAnswer(
+  h: RaftRpcHandler,
+  m: Extract<Message, { type: 'append' }>,
+): Promise<PeerAnswer> {
+  return h.handleRequest(m).then(
+    (resp): PeerAnswer => ({
+      status: 200,
+      type: JSON_TYPE,
+      body:
+        resp && resp.type === 'appendResponse'
+          ? appendResponseToWire(resp)
+          : { term: h.currentTerm(), success: false, ignored: true },
+    }),
+    (err: unknown): PeerAnswer =>
+      err instanceof MemberRemovedError
+        ? // As raftRouter answers a removed member: it retires on this answer (removal.ts).
+          {
+            status: 410,
+            type: PROBLEM_TYPE,
+            body: problemBody(410, 'Member removed', err.message, { reason: 'removed', nodeId: err.nodeId }),
+          }
+        : // As raftRouter's handler reports a failure of the node.
+          {
+            status: 503,
+            type: PROBLEM_TYPE,
+            body: problemBody(503, 'Raft unavailable', String((err as Error)?.message ?? err)),
+          },
+  );
+}
+
 /** The append message, or null when raftRouter would not accept the body as it is. */
-function parseAppend(body: Buffer, self: string): Extract<Message, { type: 'append' }> | null {
+export function parseAppend(body: Buffer, self: string): Extract<Message, { type: 'append' }> | null {
+  const r = checkAppend(body, self);
+  return 'type' in r ? r : null;
+}
+
+/**
+ * The append message, or the 400 problem's title and detail raftRouter (or, for a body that is not
+ * JSON, express's JSON parser) would refuse the body with.
+ */
+export function checkAppend(
+  body: Buffer,
+  self: string,
+): Extract<Message, { type: 'append' }> | { title: string; detail: string } {
   let raw: unknown;
   try {
     raw = JSON.parse(body.toString('utf8'));
-  } catch {
-    return null;
+  } catch (err) {
+    return { title: 'Malformed JSON', detail: `the body is not valid JSON: ${(err as Error).message}` };
   }
+  const invalid = (detail: string) => ({ title: 'Invalid Raft message', detail });
   const b = appendRequestSchema.safeParse(raw);
-  if (!b.success || (b.data.to !== undefined && b.data.to !== self)) return null;
+  if (!b.success)
+    return invalid(b.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  if (b.data.to !== undefined && b.data.to !== self)
+    return invalid(`message is addressed to ${b.data.to}, this node is ${self}`);
   try {
     return appendFromWire(b.data, self);
-  } catch {
-    return null;
+  } catch (err) {
+    return invalid((err as Error).message);
   }
 }

@@ -9,7 +9,8 @@
 // replayed into express, which answers it as before: a request that is not a plain JSON POST, one
 // without the cluster secret, a body that does not pass the schema (400 there), or a node that is
 // not the leader (421 there).
-import type { RequestListener, ServerResponse } from 'node:http';
+import type { RequestListener } from 'node:http';
+import type { z } from 'zod';
 import { forwardRequestSchema } from '../../tsdb/schemas.js';
 import {
   durationObserver,
@@ -25,6 +26,7 @@ import { carriesSecret } from './peer-auth.js';
 import type { ReplicatedService } from './replicated-service.js';
 import { answerForward, errorProblem } from './routes.js';
 import { problemBody } from './transport.js';
+import type { PeerAnswer } from './append-fast-path.js';
 import { mark, timelineOn } from '../../observability/timeline.js';
 
 export interface ForwardFastPathOptions {
@@ -74,22 +76,39 @@ export function withForwardFastPath(
         opts.metrics?.requestsInFlight.dec();
         observeDuration(res.statusCode, Number(process.hrtime.bigint() - start) / 1e9);
       });
-      answerForward(d, service, body.data).then(
-        (a) => {
-          if (a.ok) sendJson(res, 200, JSON_TYPE, a.body);
-          else sendJson(res, a.status, PROBLEM_TYPE, problemBody(a.status, a.title, a.detail, a.extra));
-          if (timelineOn) mark('fwdsent', -1);
-        },
-        (err: unknown) => sendProblem(res, err),
-      );
+      void forwardAnswer(d, service, body.data).then((a) => {
+        if (a.retryAfterSeconds !== undefined && !res.headersSent)
+          res.setHeader('Retry-After', String(a.retryAfterSeconds));
+        sendJson(res, a.status, a.type, a.body);
+        if (timelineOn) mark('fwdsent', -1);
+      });
     });
   };
 }
 
-/** As the route's error handler (routes.ts sendError) answers a failed forward. */
-function sendProblem(res: ServerResponse, err: unknown): void {
-  const p = errorProblem(err);
-  if (p.retryAfterSeconds !== undefined && !res.headersSent)
-    res.setHeader('Retry-After', String(p.retryAfterSeconds));
-  sendJson(res, p.status, PROBLEM_TYPE, problemBody(p.status, p.title, p.detail, p.extra));
+/**
+ * The leader's answer to a forward whose body passed forwardRequestSchema, as clusterRouter's route
+ * and its error handler (routes.ts sendError) give it; shared with the peer stream
+ * (peer-stream-server.ts). Never rejects.
+ */
+export function forwardAnswer(
+  d: RaftDriver,
+  service: ReplicatedService,
+  body: z.infer<typeof forwardRequestSchema>,
+): Promise<PeerAnswer & { retryAfterSeconds?: number }> {
+  return answerForward(d, service, body).then(
+    (a) =>
+      a.ok
+        ? { status: 200, type: JSON_TYPE, body: a.body }
+        : { status: a.status, type: PROBLEM_TYPE, body: problemBody(a.status, a.title, a.detail, a.extra) },
+    (err: unknown) => {
+      const p = errorProblem(err);
+      return {
+        status: p.status,
+        type: PROBLEM_TYPE,
+        body: problemBody(p.status, p.title, p.detail, p.extra),
+        ...(p.retryAfterSeconds !== undefined ? { retryAfterSeconds: p.retryAfterSeconds } : {}),
+      };
+    },
+  );
 }

@@ -17,7 +17,7 @@ import express, { type Request, type Response, type NextFunction, type Router } 
 import { Pool } from 'undici';
 import { z } from 'zod';
 import type { Message, NodeId } from '../../raft/types.js';
-import { PipelinedConnection } from './pipelined-connection.js';
+import { PeerChannel } from './peer-stream.js';
 import {
   WireError,
   anyMessageFromWire,
@@ -149,9 +149,9 @@ export function mergeAppends(queue: AppendMsg[]): AppendMsg[] {
 }
 
 class Peer {
-  append: PipelinedConnection;
+  append: PeerChannel;
   /** Forwarded writes to this peer (made on first use: only followers forward, to the leader). */
-  private forwardConn: PipelinedConnection | null = null;
+  private forwardConn: PeerChannel | null = null;
   pool: Pool;
   downUntil = 0;
   backoffMs = 0;
@@ -173,7 +173,7 @@ class Peer {
       keepAliveMaxTimeout: 60_000,
       connectTimeout: Math.max(500, timeoutMs),
     };
-    this.append = new PipelinedConnection(url, {
+    this.append = new PeerChannel(url, {
       connectTimeoutMs: common.connectTimeout,
       // Below the peer's HTTP keep-alive timeout (5 s), so we close an idle connection before it does.
       idleTimeoutMs: 4_000,
@@ -191,8 +191,8 @@ class Peer {
    * A connection of its own: a forward waits a whole commit round on the leader, and appends to
    * the same peer (this node leading again later) must not queue behind it.
    */
-  forward(): PipelinedConnection {
-    return (this.forwardConn ??= new PipelinedConnection(this.url, {
+  forward(): PeerChannel {
+    return (this.forwardConn ??= new PeerChannel(this.url, {
       connectTimeoutMs: this.connectTimeoutMs,
       idleTimeoutMs: 4_000,
       headers: this.headers,
