@@ -103,12 +103,13 @@ export function peerStreamServer(opts: PeerStreamServerOptions): UpgradeHandler 
     const reader = new FrameReader(maxFrame, 1);
     // Answers leave in the order the requests came, whatever order they are ready in.
     const slots: { out: Buffer | null }[] = [];
+    // end(), not destroy(): the answers just written may still be in the socket's buffer.
     const endIfIdle = () => {
-      if (slots.length === 0) socket.destroy();
+      if (slots.length === 0 && !socket.writableEnded) socket.end();
     };
     streams.set(socket, endIfIdle);
     const flush = () => {
-      if (slots.length === 0 || slots[0]!.out === null || socket.destroyed) return;
+      if (slots.length === 0 || slots[0]!.out === null || socket.destroyed || socket.writableEnded) return;
       socket.cork();
       while (slots.length > 0 && slots[0]!.out !== null) socket.write(slots.shift()!.out!);
       socket.uncork();
