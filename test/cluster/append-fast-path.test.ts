@@ -2,26 +2,13 @@
 // two single-member Raft nodes, one with the fast paths (default) and one without
 // (TIMESTORE_FAST_WRITE=0), get the same good and bad append requests on one keep-alive connection;
 // status, header names and bodies must match, and both must still serve.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NodeProcess } from '../helpers/index.js';
-import { answersOf, soloMember, type Case } from './fast-path-compare.js';
+import { answersOf, appendBody, soloMember, stoppedAfter, type Case } from './fast-path-compare.js';
 
-const nodes: NodeProcess[] = [];
-after(async () => {
-  for (const n of nodes) if (n.proc.running) await n.stop();
-});
+const nodes = stoppedAfter();
 
-const append = (extra: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    term: 0,
-    leaderId: 'other',
-    prevLogIndex: 0,
-    prevLogTerm: 0,
-    entries: [],
-    leaderCommit: 0,
-    ...extra,
-  });
+const append = appendBody;
 
 const cases: Case[] = [
   { what: 'a stale heartbeat (term 0)', body: append() },

@@ -1,6 +1,7 @@
 // Shared by the fast-path equivalence tests (append-fast-path.test.ts, forward-fast-path.test.ts):
 // a single-member Raft node with or without the fast paths, the same requests sent to each on one
 // keep-alive connection, and the answers normalized to what must not differ between the paths.
+import { after } from 'node:test';
 import { Pool } from 'undici';
 import { eventually, freePort, get, startNodeProcess, type NodeProcess } from '../helpers/index.js';
 
@@ -74,3 +75,34 @@ export async function answersOf(n: NodeProcess, cases: Case[], path: string): Pr
   }
   return out;
 }
+
+/** A test's solo members, stopped by its after() hook: `const nodes = stoppedAfter()`. */
+export function stoppedAfter(): NodeProcess[] {
+  const nodes: NodeProcess[] = [];
+  after(async () => {
+    for (const n of nodes) if (n.proc.running) await n.stop();
+  });
+  return nodes;
+}
+
+/** An append request body from a stale "other" leader (term 0), with `extra` fields over it. */
+export const appendBody = (extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({
+    term: 0,
+    leaderId: 'other',
+    prevLogIndex: 0,
+    prevLogTerm: 0,
+    entries: [],
+    leaderCommit: 0,
+    ...extra,
+  });
+
+/** A one-put command. */
+export const putCommand = (id: string, requestId: string, value = 1) => ({
+  requestId,
+  ops: [{ op: 'put', point: { id, deviceId: 'ff', ts: 1_700_000_000_000_000, value } }],
+});
+
+/** Fixed point ids: two nodes store the same points, so their answers compare byte for byte. */
+export const pointId = (n: number): string =>
+  `01890a5d-ac96-774b-bcce-b302099a8${String(n).padStart(3, '0')}`;

@@ -2,22 +2,14 @@
 // route: two single-member Raft nodes (each its own leader), one with the fast paths (default) and
 // one without (TIMESTORE_FAST_WRITE=0), get the same good and bad forward requests on one
 // keep-alive connection; status, header names and bodies must match, and both must still serve.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NodeProcess } from '../helpers/index.js';
-import { answersOf, soloMember, type Case } from './fast-path-compare.js';
+import { answersOf, pointId, putCommand, soloMember, stoppedAfter, type Case } from './fast-path-compare.js';
 
-const nodes: NodeProcess[] = [];
-after(async () => {
-  for (const n of nodes) if (n.proc.running) await n.stop();
-});
+const nodes = stoppedAfter();
 
-const put = (id: string, requestId: string, value = 1) => ({
-  requestId,
-  ops: [{ op: 'put', point: { id, deviceId: 'ff', ts: 1_700_000_000_000_000, value } }],
-});
-// Fixed ids: both nodes store the same points, so the answers can be compared byte for byte.
-const ID = (n: number) => `01890a5d-ac96-774b-bcce-b302099a8${String(n).padStart(3, '0')}`;
+const put = putCommand;
+const ID = pointId;
 
 const cases: Case[] = [
   { what: 'one command', body: JSON.stringify({ command: put(ID(1), 'r1') }) },

@@ -2,11 +2,21 @@
 // the HTTP endpoints' answers (the same good and bad appends and forwards, compared with an
 // express-only node), in order when frames are pipelined or arrive a byte at a time; a peer without
 // streams, or one that refuses the sender, is spoken to over HTTP instead; frames stay checked.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { freePort, startNodeProcess, type NodeProcess } from '../helpers/index.js';
-import { answersOf, normalize, soloMember, type Answer, type Case } from './fast-path-compare.js';
+import { freePort, startNodeProcess } from '../helpers/index.js';
+import {
+  answersOf,
+  appendBody,
+  normalize,
+  pointId,
+  putCommand,
+  soloMember,
+  stoppedAfter,
+  type Answer,
+  type Case,
+} from './fast-path-compare.js';
 import {
   encodeAnswer,
   encodeRequest,
@@ -16,26 +26,10 @@ import {
 } from '../../src/node/raft/peer-stream-frames.js';
 import { PeerChannel, StreamConnection, StreamRefusedError } from '../../src/node/raft/peer-stream.js';
 
-const nodes: NodeProcess[] = [];
-after(async () => {
-  for (const n of nodes) if (n.proc.running) await n.stop();
-});
-
-const append = (extra: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    term: 0,
-    leaderId: 'other',
-    prevLogIndex: 0,
-    prevLogTerm: 0,
-    entries: [],
-    leaderCommit: 0,
-    ...extra,
-  });
-const put = (id: string, requestId: string, value = 1) => ({
-  requestId,
-  ops: [{ op: 'put', point: { id, deviceId: 'ff', ts: 1_700_000_000_000_000, value } }],
-});
-const ID = (n: number) => `01890a5d-ac96-774b-bcce-b302099a8${String(n).padStart(3, '0')}`;
+const nodes = stoppedAfter();
+const append = appendBody;
+const put = putCommand;
+const ID = pointId;
 
 /** `good`: the whole answer must match; otherwise the status and the problem's title. */
 const cases: (Case & { path: '/raft/append' | '/raft/forward'; good: boolean })[] = [

@@ -12,10 +12,10 @@
 // member, or TIMESTORE_PEER_STREAM=0) HTTP/1.1 pipelining as before. A peer that refuses the
 // upgrade gets the refused requests again over HTTP (they were never sent: frames wait for the
 // 101), and HTTP for the next minute.
-import { connect, type Socket } from 'node:net';
-import { mark, timelineOn } from '../../observability/timeline.js';
+import type { Socket } from 'node:net';
 import {
   ConnectionError,
+  OrderedConnection,
   parseResponseHead,
   PipelinedConnection,
   type PipelinedConnectionOptions,
@@ -42,35 +42,17 @@ export class StreamRefusedError extends ConnectionError {
   }
 }
 
-interface Pending {
-  resolve: (r: PipelinedResponse) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 /** Requests to one peer on one stream, answered in order. */
-export class StreamConnection {
-  private socket: Socket | null = null;
+export class StreamConnection extends OrderedConnection {
   private open = false;
-  private pending: Pending[] = [];
   /** Frames written before the upgrade was answered. */
   private queued: Buffer[] = [];
   private head: Buffer = Buffer.alloc(0);
   private reader = new FrameReader(MAX_ANSWER_BYTES, 2);
-  private closed = false;
-  private idleTimer: NodeJS.Timeout | null = null;
-  private readonly host: string;
-  private readonly port: number;
   private readonly upgrade: string;
 
-  constructor(
-    url: string,
-    private readonly opts: PipelinedConnectionOptions,
-  ) {
-    const u = new URL(url);
-    if (u.protocol !== 'http:') throw new Error(`peer stream: expected an http:// URL, got ${url}`);
-    this.host = u.hostname.replace(/^\[|\]$/g, '');
-    this.port = Number(u.port || 80);
+  constructor(url: string, opts: PipelinedConnectionOptions) {
+    super(url, opts, 'peer stream');
     const extra = Object.entries(opts.headers ?? {})
       .map(([k, v]) => `${k}: ${v}\r\n`)
       .join('');
@@ -79,77 +61,29 @@ export class StreamConnection {
       `Upgrade: ${STREAM_PROTOCOL}\r\n${extra}\r\n`;
   }
 
-  get inFlight(): number {
-    return this.pending.length;
-  }
-
   /** Sends `body` as a POST to `path` would be; the frame is on the socket (or queued) on return. */
   request(path: string, body: string, timeoutMs: number): Promise<PipelinedResponse> {
-    if (this.closed) return Promise.reject(new ConnectionError('connection closed'));
     if (!isStreamPath(path)) return Promise.reject(new Error(`peer stream: ${path} is not carried`));
-    const s = this.socket ?? this.connect();
-    const frame = encodeRequest(CHANNELS[path], body);
-    return new Promise<PipelinedResponse>((resolve, reject) => {
-      const timer = setTimeout(
-        () => this.destroy(new ConnectionError(`no answer to POST ${path} within ${timeoutMs} ms`)),
-        Math.max(1, timeoutMs),
-      );
-      this.pending.push({ resolve, reject, timer });
-      if (this.idleTimer) {
-        clearTimeout(this.idleTimer);
-        this.idleTimer = null;
-      }
-      if (this.open) s.write(frame);
-      else this.queued.push(frame);
-    });
+    return this.send(`POST ${path}`, encodeRequest(CHANNELS[path], body), timeoutMs);
   }
 
-  close(): void {
-    this.closed = true;
-    this.destroy(new ConnectionError('connection closed'));
-  }
-
-  private connect(): Socket {
-    const s = connect({ host: this.host, port: this.port, noDelay: true, keepAlive: true });
-    this.socket = s;
-    this.open = false;
-    this.head = Buffer.alloc(0);
-    this.reader = new FrameReader(MAX_ANSWER_BYTES, 2);
-    const connectTimer = setTimeout(
-      () => this.destroy(new ConnectionError(`connect to ${this.host}:${this.port} timed out`), s),
-      this.opts.connectTimeoutMs,
-    );
-    s.once('connect', () => clearTimeout(connectTimer));
+  protected override onOpen(s: Socket): void {
     s.write(this.upgrade);
-    s.on('data', (chunk: Buffer) => this.onData(s, chunk));
-    s.on('error', (err) => this.destroy(new ConnectionError(`${this.host}:${this.port}: ${err.message}`), s));
-    s.on('close', () => {
-      clearTimeout(connectTimer);
-      this.destroy(new ConnectionError(`${this.host}:${this.port} closed the connection`), s);
-    });
-    return s;
   }
 
-  /** Drops the socket (if it is still the current one) and fails every pending request. */
-  private destroy(err: Error, which: Socket | null = this.socket): void {
-    if (which !== this.socket || !which) return;
-    this.socket = null;
+  protected write(s: Socket, frame: string | Buffer): void {
+    if (this.open) s.write(frame);
+    else this.queued.push(frame as Buffer);
+  }
+
+  protected override onDrop(): void {
     this.open = false;
     this.queued = [];
-    which.destroy();
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    const pending = this.pending;
-    this.pending = [];
-    for (const p of pending) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
+    this.head = Buffer.alloc(0);
+    this.reader = new FrameReader(MAX_ANSWER_BYTES, 2);
   }
 
-  private onData(s: Socket, chunk: Buffer): void {
-    if (s !== this.socket) return;
-    if (timelineOn) mark('data', -1);
+  protected parse(s: Socket, chunk: Buffer): void {
     if (!this.open) {
       this.head = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
       const end = this.head.indexOf(HEAD_END);
@@ -175,19 +109,8 @@ export class StreamConnection {
     }
     const frames = this.reader.push(chunk);
     if (!Array.isArray(frames)) return this.destroy(new ConnectionError(`peer stream: ${frames.error}`));
-    for (const f of frames) {
-      const p = this.pending.shift();
-      if (!p) return this.destroy(new ConnectionError('answer from peer with no request pending'));
-      clearTimeout(p.timer);
-      p.resolve({ status: f.readUInt16BE(0), body: f.toString('utf8', 2) });
-    }
-    if (this.pending.length === 0 && this.opts.idleTimeoutMs && !this.idleTimer) {
-      this.idleTimer = setTimeout(() => {
-        this.idleTimer = null;
-        if (this.pending.length === 0) this.destroy(new ConnectionError('idle'));
-      }, this.opts.idleTimeoutMs);
-      this.idleTimer.unref();
-    }
+    for (const f of frames)
+      if (!this.answered({ status: f.readUInt16BE(0), body: f.toString('utf8', 2) })) return;
   }
 }
 

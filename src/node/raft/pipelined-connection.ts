@@ -73,28 +73,30 @@ export function parseResponseHead(
   return { status: Number(m[1]), contentLength, chunked, close };
 }
 
-export class PipelinedConnection {
-  private socket: Socket | null = null;
+/**
+ * What an ordered request connection to one peer shares, whatever its framing: one socket at a
+ * time, requests answered in the order they were written, a timeout per request that drops the
+ * connection (and fails everything pending on it), an idle close, a new socket on the next request.
+ * Subclasses frame: `write` puts a request's bytes on the socket, `parse` takes what arrives and
+ * hands each answer to `answered`.
+ */
+export abstract class OrderedConnection {
+  protected socket: Socket | null = null;
   private pending: Pending[] = [];
-  private buf: Buffer = Buffer.alloc(0);
   private closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
-  private readonly host: string;
-  private readonly port: number;
-  /** `Name: value\r\n` lines of opts.headers, built once. */
-  private readonly extraHead: string;
+  protected readonly host: string;
+  protected readonly port: number;
 
   constructor(
     url: string,
-    private readonly opts: PipelinedConnectionOptions,
+    protected readonly opts: PipelinedConnectionOptions,
+    what: string,
   ) {
     const u = new URL(url);
-    if (u.protocol !== 'http:') throw new Error(`pipelined connection: expected an http:// URL, got ${url}`);
+    if (u.protocol !== 'http:') throw new Error(`${what}: expected an http:// URL, got ${url}`);
     this.host = u.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(u.port || 80);
-    this.extraHead = Object.entries(opts.headers ?? {})
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('');
   }
 
   /** Requests written and not answered yet. */
@@ -102,17 +104,23 @@ export class PipelinedConnection {
     return this.pending.length;
   }
 
-  /** POST a JSON body; the bytes are on the socket (or queued for connect) when this returns. */
-  request(path: string, body: string, timeoutMs: number): Promise<PipelinedResponse> {
+  close(): void {
+    this.closed = true;
+    this.destroy(new ConnectionError('connection closed'));
+  }
+
+  /** Bytes to write when a new socket is opened, before any request (nothing by default). */
+  protected onOpen(_s: Socket): void {}
+  protected abstract write(s: Socket, bytes: string | Buffer): void;
+  protected abstract parse(s: Socket, chunk: Buffer): void;
+
+  /** Sends one request; `what` names it in a timeout's message. */
+  protected send(what: string, bytes: string | Buffer, timeoutMs: number): Promise<PipelinedResponse> {
     if (this.closed) return Promise.reject(new ConnectionError('connection closed'));
-    const s = this.socket ?? this.open();
-    const head =
-      `POST ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\nContent-Type: application/json\r\n` +
-      this.extraHead +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    const s = this.socket ?? this.openSocket();
     return new Promise<PipelinedResponse>((resolve, reject) => {
       const timer = setTimeout(
-        () => this.destroy(new ConnectionError(`no answer to POST ${path} within ${timeoutMs} ms`)),
+        () => this.destroy(new ConnectionError(`no answer to ${what} within ${timeoutMs} ms`)),
         Math.max(1, timeoutMs),
       );
       this.pending.push({ resolve, reject, timer });
@@ -120,25 +128,43 @@ export class PipelinedConnection {
         clearTimeout(this.idleTimer);
         this.idleTimer = null;
       }
-      s.write(head + body);
+      this.write(s, bytes);
     });
   }
 
-  close(): void {
-    this.closed = true;
-    this.destroy(new ConnectionError('connection closed'));
+  /** The oldest pending request's answer; false (and the connection dropped) if none was pending. */
+  protected answered(r: PipelinedResponse): boolean {
+    const p = this.pending.shift();
+    if (!p) {
+      this.destroy(new ConnectionError('answer from peer with no request pending'));
+      return false;
+    }
+    clearTimeout(p.timer);
+    p.resolve(r);
+    if (this.pending.length === 0 && this.opts.idleTimeoutMs && !this.idleTimer) {
+      this.idleTimer = setTimeout(() => {
+        this.idleTimer = null;
+        if (this.pending.length === 0) this.destroy(new ConnectionError('idle'));
+      }, this.opts.idleTimeoutMs);
+      this.idleTimer.unref();
+    }
+    return true;
   }
 
-  private open(): Socket {
+  private openSocket(): Socket {
     const s = connect({ host: this.host, port: this.port, noDelay: true, keepAlive: true });
     this.socket = s;
-    this.buf = Buffer.alloc(0);
     const connectTimer = setTimeout(
       () => this.destroy(new ConnectionError(`connect to ${this.host}:${this.port} timed out`), s),
       this.opts.connectTimeoutMs,
     );
     s.once('connect', () => clearTimeout(connectTimer));
-    s.on('data', (chunk: Buffer) => this.onData(s, chunk));
+    this.onOpen(s);
+    s.on('data', (chunk: Buffer) => {
+      if (s !== this.socket) return;
+      if (timelineOn) mark('data', -1);
+      this.parse(s, chunk);
+    });
     s.on('error', (err) => this.destroy(new ConnectionError(`${this.host}:${this.port}: ${err.message}`), s));
     s.on('close', () => {
       clearTimeout(connectTimer);
@@ -148,9 +174,10 @@ export class PipelinedConnection {
   }
 
   /** Drops the socket (if it is still the current one) and fails every pending request. */
-  private destroy(err: Error, which: Socket | null = this.socket): void {
+  protected destroy(err: Error, which: Socket | null = this.socket): void {
     if (which !== this.socket || !which) return;
     this.socket = null;
+    this.onDrop();
     which.destroy();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
@@ -162,9 +189,41 @@ export class PipelinedConnection {
     }
   }
 
-  private onData(s: Socket, chunk: Buffer): void {
-    if (s !== this.socket) return;
-    if (timelineOn) mark('data', -1);
+  /** Forget per-socket parser state (the socket was dropped). */
+  protected onDrop(): void {}
+}
+
+/** HTTP/1.1 requests, pipelined. */
+export class PipelinedConnection extends OrderedConnection {
+  private buf: Buffer = Buffer.alloc(0);
+  /** `Name: value\r\n` lines of opts.headers, built once. */
+  private readonly extraHead: string;
+
+  constructor(url: string, opts: PipelinedConnectionOptions) {
+    super(url, opts, 'pipelined connection');
+    this.extraHead = Object.entries(opts.headers ?? {})
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+  }
+
+  /** POST a JSON body; the bytes are on the socket (or queued for connect) when this returns. */
+  request(path: string, body: string, timeoutMs: number): Promise<PipelinedResponse> {
+    const head =
+      `POST ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\nContent-Type: application/json\r\n` +
+      this.extraHead +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    return this.send(`POST ${path}`, head + body, timeoutMs);
+  }
+
+  protected write(s: Socket, bytes: string | Buffer): void {
+    s.write(bytes);
+  }
+
+  protected override onDrop(): void {
+    this.buf = Buffer.alloc(0);
+  }
+
+  protected parse(_s: Socket, chunk: Buffer): void {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     for (;;) {
       const headEnd = this.buf.indexOf(HEAD_END);
@@ -191,18 +250,8 @@ export class PipelinedConnection {
         rest = this.buf.subarray(headEnd + 4 + len);
       }
       this.buf = rest;
-      const p = this.pending.shift();
-      if (!p) return this.destroy(new ConnectionError('response from peer with no request pending'));
-      clearTimeout(p.timer);
-      p.resolve({ status: head.status, body });
+      if (!this.answered({ status: head.status, body })) return;
       if (head.close) return this.destroy(new ConnectionError('peer closed the connection'));
-      if (this.pending.length === 0 && this.opts.idleTimeoutMs && !this.idleTimer) {
-        this.idleTimer = setTimeout(() => {
-          this.idleTimer = null;
-          if (this.pending.length === 0) this.destroy(new ConnectionError('idle'));
-        }, this.opts.idleTimeoutMs);
-        this.idleTimer.unref();
-      }
     }
   }
 }
