@@ -228,3 +228,19 @@ test('a peer without streams is spoken to over HTTP; one that refuses the sender
     withSecret.close();
   }
 });
+
+test('a node shutting down ends its streams instead of waiting for them', async () => {
+  const n = await soloMember(nodes, 'e');
+  const stream = new StreamConnection(n.url, { connectTimeoutMs: 2_000 });
+  try {
+    assert.equal((await stream.request('/raft/append', append(), 5_000)).status, 200);
+    const exit = await n.stop('SIGTERM', 30_000);
+    assert.equal(exit.code, 0, n.describe());
+    // Without ending them, the HTTP server's close waits out its grace period for the open stream
+    // and then cuts it, saying so.
+    assert.doesNotMatch(n.output(), /did not finish within/, n.describe());
+    await assert.rejects(stream.request('/raft/append', append(), 2_000));
+  } finally {
+    stream.close();
+  }
+});
