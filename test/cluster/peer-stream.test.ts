@@ -31,7 +31,7 @@ const append = appendBody;
 const put = putCommand;
 const ID = pointId;
 
-/** `good`: the whole answer must match; otherwise the status and the problem's title. */
+/** `good`: the whole answer must match; otherwise the status and the problem's type and title. */
 const cases: (Case & { path: '/raft/append' | '/raft/forward'; good: boolean })[] = [
   { what: 'a stale heartbeat', path: '/raft/append', body: append(), good: true },
   { what: 'an append with a negative term', path: '/raft/append', body: '{"term":-1}', good: false },
@@ -76,7 +76,10 @@ const cases: (Case & { path: '/raft/append' | '/raft/forward'; good: boolean })[
   },
 ];
 
-const title = (body: string) => (JSON.parse(body) as { title?: string }).title;
+const kind = (body: string) => {
+  const p = JSON.parse(body) as { type?: string; title?: string };
+  return `${p.type} ${p.title}`;
+};
 
 test('frames: split anywhere, oversized or too short frames are errors', () => {
   const frames = Buffer.concat([encodeRequest(1, '{"a":1}'), encodeRequest(2, 'é'), encodeAnswer(503, '{}')]);
@@ -114,7 +117,7 @@ test('a stream answers appends and forwards as the HTTP endpoints do, in order',
       const h = viaHttp[i]!;
       assert.equal(s.status, h.status, `${c.what}: status`);
       if (c.good) assert.equal(normalize(s.status, {}, s.body).body, h.body, `${c.what}: body`);
-      else assert.equal(title(s.body), title(h.body), `${c.what}: problem title`);
+      else assert.equal(kind(s.body), kind(h.body), `${c.what}: problem type and title`);
     });
     assert.deepEqual(
       viaStream.map((a) => a.status),

@@ -18,6 +18,7 @@ import {
 } from '../http-server.js';
 import type { Message } from '../../raft/types.js';
 import { problemBody, type RaftRpcHandler } from './transport.js';
+import { problemTypes } from '../../api/problem.js';
 
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
 import { appendFromWire, appendRequestSchema, appendResponseToWire } from './wire.js';
@@ -121,12 +122,16 @@ export function parseAppend(body: Buffer, self: string): Extract<Message, { type
 export function checkAppend(
   body: Buffer,
   self: string,
-): Extract<Message, { type: 'append' }> | { title: string; detail: string } {
+): Extract<Message, { type: 'append' }> | { title: string; detail: string; problemType?: string } {
   let raw: unknown;
   try {
     raw = JSON.parse(body.toString('utf8'));
   } catch (err) {
-    return { title: 'Malformed JSON', detail: `the body is not valid JSON: ${(err as Error).message}` };
+    return {
+      title: problemTypes.malformedJson.title,
+      detail: `the body is not valid JSON: ${(err as Error).message}`,
+      problemType: problemTypes.malformedJson.type,
+    };
   }
   const invalid = (detail: string) => ({ title: 'Invalid Raft message', detail });
   const b = appendRequestSchema.safeParse(raw);

@@ -23,6 +23,7 @@ import {
 } from './peer-stream-frames.js';
 import type { ReplicatedService } from './replicated-service.js';
 import { problemBody } from './transport.js';
+import { problemTypes } from '../../api/problem.js';
 import { mark, timelineOn } from '../../observability/timeline.js';
 
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
@@ -75,7 +76,7 @@ export function peerStreamServer(opts: PeerStreamServerOptions): UpgradeHandler 
       );
     if (path === '/raft/append') {
       const m = checkAppend(body, opts.driver.selfId);
-      if (!('type' in m)) return Promise.resolve(bad(400, m.title, m.detail));
+      if (!('type' in m)) return Promise.resolve(bad(400, m.title, m.detail, m.problemType));
       if (timelineOn) mark('arecv', m.entries.length > 0 ? m.entries[m.entries.length - 1]!.index : -1);
       return appendAnswer(opts.driver, m);
     }
@@ -84,7 +85,12 @@ export function peerStreamServer(opts: PeerStreamServerOptions): UpgradeHandler 
       raw = JSON.parse(body.toString('utf8'));
     } catch (err) {
       return Promise.resolve(
-        bad(400, 'Malformed JSON', `the body is not valid JSON: ${(err as Error).message}`),
+        bad(
+          400,
+          problemTypes.malformedJson.title,
+          `the body is not valid JSON: ${(err as Error).message}`,
+          problemTypes.malformedJson.type,
+        ),
       );
     }
     const parsed = forwardRequestSchema.safeParse(raw);
@@ -178,6 +184,10 @@ export function peerStreamServer(opts: PeerStreamServerOptions): UpgradeHandler 
   };
 }
 
-function bad(status: number, title: string, detail: string): PeerAnswer {
-  return { status, type: PROBLEM_TYPE, body: problemBody(status, title, detail) };
+function bad(status: number, title: string, detail: string, problemType?: string): PeerAnswer {
+  return {
+    status,
+    type: PROBLEM_TYPE,
+    body: problemBody(status, title, detail, problemType ? { type: problemType } : {}),
+  };
 }
