@@ -31,6 +31,20 @@ export interface UpgradeHandler {
   closeAll(): void;
 }
 
+/**
+ * Answers an upgrade request that is not taken with a problem+json and closes the connection
+ * (401 also says which scheme: the peer endpoints' Bearer secret).
+ */
+export function refuseUpgrade(socket: Duplex, status: 401 | 404, title: string, detail: string): void {
+  const body = JSON.stringify({ type: 'about:blank', title, status, detail });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Not Found'}\r\n` +
+      'Content-Type: application/problem+json; charset=utf-8\r\n' +
+      (status === 401 ? 'WWW-Authenticate: Bearer realm="timestore-cluster"\r\n' : '') +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 export interface ListenOptions {
   host: string;
   port: number;
@@ -68,14 +82,11 @@ export async function listen(handler: RequestListener, opts: ListenOptions): Pro
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     if (opts.upgrade) return opts.upgrade.onUpgrade(req, socket, head);
-    const body = JSON.stringify({
-      type: 'about:blank',
-      title: 'Not found',
-      status: 404,
-      detail: `this node takes no upgrade to ${String(req.headers.upgrade)} at ${req.url}`,
-    });
-    socket.end(
-      `HTTP/1.1 404 Not Found\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    refuseUpgrade(
+      socket,
+      404,
+      'Not found',
+      `this node takes no upgrade to ${String(req.headers.upgrade)} at ${req.url}`,
     );
   });
   // A malformed request line or header must not take the process down; answer 400 and move on.

@@ -178,15 +178,23 @@ test('frames a byte at a time, an unknown channel and an oversized frame', async
   assert.equal((await fetch(`${n.url}/raft/status`)).status, 200);
 });
 
+/** A stream to `url` is refused with HTTP `status` (StreamRefusedError) at its first request. */
+async function assertUpgradeRefused(url: string, status: number): Promise<void> {
+  const stream = new StreamConnection(url, { connectTimeoutMs: 2_000 });
+  try {
+    await assert.rejects(stream.request('/raft/append', append(), 5_000), (e: unknown) => {
+      assert.ok(e instanceof StreamRefusedError);
+      assert.equal(e.status, status);
+      return true;
+    });
+  } finally {
+    stream.close();
+  }
+}
+
 test('a peer without streams is spoken to over HTTP; one that refuses the sender too', async () => {
   const slow = await soloMember(nodes, 'c', { TIMESTORE_FAST_WRITE: '0' });
-  const refused = new StreamConnection(slow.url, { connectTimeoutMs: 2_000 });
-  await assert.rejects(refused.request('/raft/append', append(), 5_000), (e: unknown) => {
-    assert.ok(e instanceof StreamRefusedError);
-    assert.equal(e.status, 404);
-    return true;
-  });
-  refused.close();
+  await assertUpgradeRefused(slow.url, 404);
   const ch = new PeerChannel(slow.url, { connectTimeoutMs: 2_000 }, true);
   try {
     assert.equal(ch.streaming, true);
@@ -213,13 +221,7 @@ test('a peer without streams is spoken to over HTTP; one that refuses the sender
     args: ['--peers', `d=http://127.0.0.1:${port}`, '--cluster-secret', secret],
   });
   nodes.push(guarded);
-  const noSecret = new StreamConnection(guarded.url, { connectTimeoutMs: 2_000 });
-  await assert.rejects(noSecret.request('/raft/append', append(), 5_000), (e: unknown) => {
-    assert.ok(e instanceof StreamRefusedError);
-    assert.equal(e.status, 401);
-    return true;
-  });
-  noSecret.close();
+  await assertUpgradeRefused(guarded.url, 401);
   const withSecret = new StreamConnection(guarded.url, {
     connectTimeoutMs: 2_000,
     headers: { authorization: `Bearer ${secret}` },

@@ -17,14 +17,14 @@ import {
   type DurationHistogram,
 } from '../http-server.js';
 import type { Message } from '../../raft/types.js';
-import { problemBody, type RaftRpcHandler } from './transport.js';
+import { problemBody, zodDetail, type RaftRpcHandler } from './transport.js';
 import { problemTypes } from '../../api/problem.js';
-
-const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
 import { appendFromWire, appendRequestSchema, appendResponseToWire } from './wire.js';
 import { carriesSecret } from './peer-auth.js';
 import { MemberRemovedError } from './removal.js';
 import { mark, timelineOn } from '../../observability/timeline.js';
+
+const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
 
 export interface AppendFastPathOptions {
   /** raftRouter's JSON body limit. */
@@ -135,8 +135,7 @@ export function checkAppend(
   }
   const invalid = (detail: string) => ({ title: 'Invalid Raft message', detail });
   const b = appendRequestSchema.safeParse(raw);
-  if (!b.success)
-    return invalid(b.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  if (!b.success) return invalid(zodDetail(b.error));
   if (b.data.to !== undefined && b.data.to !== self)
     return invalid(`message is addressed to ${b.data.to}, this node is ${self}`);
   try {

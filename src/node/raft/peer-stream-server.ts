@@ -9,7 +9,12 @@
 // the stream: its bytes cannot be skipped safely.
 import type { Duplex } from 'node:stream';
 import { forwardRequestSchema } from '../../tsdb/schemas.js';
-import { durationObserver, type DurationHistogram, type UpgradeHandler } from '../http-server.js';
+import {
+  durationObserver,
+  refuseUpgrade,
+  type DurationHistogram,
+  type UpgradeHandler,
+} from '../http-server.js';
 import { appendAnswer, checkAppend, type PeerAnswer } from './append-fast-path.js';
 import type { RaftDriver } from './driver.js';
 import { forwardAnswer } from './forward-fast-path.js';
@@ -22,6 +27,7 @@ import {
   STREAM_PROTOCOL,
 } from './peer-stream-frames.js';
 import type { ReplicatedService } from './replicated-service.js';
+import { errorProblem } from './routes.js';
 import { problemBody } from './transport.js';
 import { problemTypes } from '../../api/problem.js';
 import { mark, timelineOn } from '../../observability/timeline.js';
@@ -40,17 +46,6 @@ export interface PeerStreamServerOptions {
     requestDuration: DurationHistogram;
     requestsInFlight: { inc(): void; dec(): void };
   };
-}
-
-/** An HTTP answer to an upgrade request that is not taken, and the connection closed. */
-export function refuseUpgrade(socket: Duplex, status: number, title: string, detail: string): void {
-  const reason = status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : 'Bad Request';
-  const body = JSON.stringify(problemBody(status, title, detail));
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${PROBLEM_TYPE}\r\n` +
-      (status === 401 ? 'WWW-Authenticate: Bearer realm="timestore-cluster"\r\n' : '') +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
 }
 
 export function peerStreamServer(opts: PeerStreamServerOptions): UpgradeHandler {
@@ -94,14 +89,15 @@ export function peerStreamServer(opts: PeerStreamServerOptions): UpgradeHandler 
       );
     }
     const parsed = forwardRequestSchema.safeParse(raw);
-    if (!parsed.success)
-      return Promise.resolve(
-        bad(
-          400,
-          'Invalid request',
-          parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
-        ),
-      );
+    if (!parsed.success) {
+      // As clusterRouter's error handler answers the schema's error (routes.ts errorProblem).
+      const p = errorProblem(parsed.error);
+      return Promise.resolve({
+        status: p.status,
+        type: PROBLEM_TYPE,
+        body: problemBody(p.status, p.title, p.detail, p.extra),
+      });
+    }
     return forwardAnswer(opts.driver, opts.service, parsed.data);
   };
 

@@ -15,6 +15,7 @@
 import type { Socket } from 'node:net';
 import {
   ConnectionError,
+  HEAD_END,
   OrderedConnection,
   parseResponseHead,
   PipelinedConnection,
@@ -30,7 +31,6 @@ import {
   STREAM_PROTOCOL,
 } from './peer-stream-frames.js';
 
-const HEAD_END = Buffer.from('\r\n\r\n');
 /** Largest answer frame accepted (answers are small; a forward batch's is one result per command). */
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
@@ -53,12 +53,9 @@ export class StreamConnection extends OrderedConnection {
 
   constructor(url: string, opts: PipelinedConnectionOptions) {
     super(url, opts, 'peer stream');
-    const extra = Object.entries(opts.headers ?? {})
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('');
     this.upgrade =
       `GET ${STREAM_PATH} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\nConnection: Upgrade\r\n` +
-      `Upgrade: ${STREAM_PROTOCOL}\r\n${extra}\r\n`;
+      `Upgrade: ${STREAM_PROTOCOL}\r\n${this.extraHead}\r\n`;
   }
 
   /** Sends `body` as a POST to `path` would be; the frame is on the socket (or queued) on return. */
@@ -133,10 +130,6 @@ export class PeerChannel {
     private readonly opts: PipelinedConnectionOptions,
     private readonly useStream = peerStreamsEnabled(),
   ) {}
-
-  get inFlight(): number {
-    return (this.stream?.inFlight ?? 0) + (this.http?.inFlight ?? 0);
-  }
 
   /** Whether the next request goes on a stream (tests, status). */
   get streaming(): boolean {

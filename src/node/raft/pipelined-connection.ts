@@ -41,7 +41,8 @@ export interface PipelinedConnectionOptions {
   headers?: Record<string, string>;
 }
 
-const HEAD_END = Buffer.from('\r\n\r\n');
+/** The blank line that ends an HTTP head. */
+export const HEAD_END = Buffer.from('\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
 
 /** Parses one response head: status code and the framing headers. Pure. */
@@ -87,6 +88,8 @@ export abstract class OrderedConnection {
   private idleTimer: NodeJS.Timeout | null = null;
   protected readonly host: string;
   protected readonly port: number;
+  /** `Name: value\r\n` lines of opts.headers, built once, for the request (or upgrade) head. */
+  protected readonly extraHead: string;
 
   constructor(
     url: string,
@@ -97,6 +100,9 @@ export abstract class OrderedConnection {
     if (u.protocol !== 'http:') throw new Error(`${what}: expected an http:// URL, got ${url}`);
     this.host = u.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(u.port || 80);
+    this.extraHead = Object.entries(opts.headers ?? {})
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
   }
 
   /** Requests written and not answered yet. */
@@ -196,14 +202,9 @@ export abstract class OrderedConnection {
 /** HTTP/1.1 requests, pipelined. */
 export class PipelinedConnection extends OrderedConnection {
   private buf: Buffer = Buffer.alloc(0);
-  /** `Name: value\r\n` lines of opts.headers, built once. */
-  private readonly extraHead: string;
 
   constructor(url: string, opts: PipelinedConnectionOptions) {
     super(url, opts, 'pipelined connection');
-    this.extraHead = Object.entries(opts.headers ?? {})
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('');
   }
 
   /** POST a JSON body; the bytes are on the socket (or queued for connect) when this returns. */

@@ -603,7 +603,6 @@ export interface SnapshotReceiverApi {
   complete(leaderId: string, index: number, size: number, sha256: string): Promise<string>;
 }
 
-/** An RFC 9457 problem object, as problem() sends it (also an entry of a batch answer). */
 /** A peer's answer body: its JSON, the text itself when it is not JSON, undefined when empty. */
 function parseAnswer(text: string): unknown {
   if (!text) return undefined;
@@ -613,6 +612,8 @@ function parseAnswer(text: string): unknown {
     return text;
   }
 }
+
+/** An RFC 9457 problem object, as problem() sends it (also an entry of a batch answer). */
 
 export function problemBody(
   status: number,
@@ -636,7 +637,8 @@ export function problem(
     .send(JSON.stringify(problemBody(status, title, detail, extra)));
 }
 
-function zodDetail(err: z.ZodError): string {
+/** A zod error as one line: `field: message; ...` (the detail of a 400 "Invalid Raft message"). */
+export function zodDetail(err: z.ZodError): string {
   return err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
 }
 
