@@ -192,6 +192,50 @@ export class RaftNode implements RaftNodeApi {
     return true;
   }
 
+  /**
+   * `leader`, leader of `term`, has (index, term) durable in its own log (it answered a write this
+   * node forwarded once its own fsync covered the entry). If this node's persisted log holds that
+   * entry too, received while this node is still in `term`, and the two of them are a quorum of
+   * the voters (three voters: any two), the leader of `term` has replicated its entry on a
+   * majority during its term: committed, whether or not the leader has heard so yet (Raft thesis
+   * §3.6.2). Commits this node's log up to `index` then and returns true, sparing the forwarded
+   * write the round trip through the leader's commit. The entry must be persisted here, not only
+   * received: the quorum counted is of disks. And this node must still be in `term`: a copy that
+   * reached it in a later term (re-replicated by a later leader) does not count, as in the
+   * thesis's figure 3.7, where an old entry stored on a majority is still overwritten by a
+   * candidate whose last entry has a higher term. Anything else (not persisted yet, another entry
+   * there, a later term, a larger cluster, this node a learner) returns false and changes nothing;
+   * the leader's appends bring the commit index as before. Returns whether
+   * (index, term) is committed here now (also when it was already: a commit index that passed it
+   * with that entry; false for one compacted away, whose term is no longer known).
+   */
+  learnDurableOnLeader(leader: NodeId, index: number, term: number): boolean {
+    if (!Number.isSafeInteger(index) || index < 1 || leader === this.id) return false;
+    if (index <= this.log.committed) return this.log.matchTerm(index, term);
+    const u = this.log.unstable;
+    if (!this.bugs.learnDurableWithoutPersistCheck && (index >= u.offset || u.snapshot)) return false;
+    if (!this.log.matchTerm(index, term)) return false;
+    if (!this.bugs.learnDurableInLaterTerm && this.term !== term) return false;
+    const holders = (id: NodeId) => id === this.id || id === leader;
+    if (!this.bugs.learnDurableWithoutQuorumCheck && !hasQuorum(this.membership.voters, holders))
+      return false;
+    this.log.commitTo(index);
+    return true;
+  }
+
+  /**
+   * Leader: entry `index` of this term, durable here, was announced to a follower as such (the
+   * answer to a write it forwarded, which it may acknowledge once its own copy is durable too:
+   * learnDurableOnLeader). Reads served from now on wait for it (readFloor).
+   */
+  announceDurable(index: number): void {
+    if (this.role !== 'Leader' || !Number.isSafeInteger(index)) return;
+    if (index > this.announcedDurable) this.announcedDurable = Math.min(index, this.log.lastIndex());
+  }
+
+  /** The highest entry announced durable in this leadership (announceDurable); 0 after an election. */
+  private announcedDurable = 0;
+
   readIndex(requestId: string): { ok: true } | { ok: false; error: ProposalError } {
     if (this.role !== 'Leader') return { ok: false, error: { code: 'NotLeader', leaderId: this.leaderId } };
     if (!this.committedOwnTerm() && !this.bugs.readIndexBeforeNoopCommit) {
@@ -454,6 +498,9 @@ export class RaftNode implements RaftNodeApi {
     this.reset(this.term);
     this.role = 'Leader';
     this.leaderId = this.id;
+    // What an earlier leadership announced is of an older term: covered by this term's no-op,
+    // whose commit reads wait for.
+    this.announcedDurable = 0;
     this.prs = new Map();
     const last = this.log.lastIndex();
     for (const id of [...this.membership.voters, ...this.membership.learners]) this.addProgress(id, last + 1);
@@ -1006,12 +1053,24 @@ export class RaftNode implements RaftNodeApi {
       (this.cfg.readOnly === 'lease' && this.leaseValid()) ||
       (voters.length === 1 && voters[0] === this.id)
     ) {
-      this.readStates.push({ requestId, index: this.log.committed });
+      this.readStates.push({ requestId, index: this.readFloor() });
       return;
     }
     const ctx = this.newRound();
-    this.readOnly.add(ctx, this.log.committed, requestId, this.id);
+    this.readOnly.add(ctx, this.readFloor(), requestId, this.id);
     this.bcastHeartbeat(ctx);
+  }
+
+  /**
+   * The index a read must reach: the commit index, or the highest entry this leader told a
+   * follower is durable here (announceDurable), if higher. That follower may already have
+   * acknowledged the entry's write, its own durable copy making the quorum
+   * (learnDurableOnLeader), before this leader heard so: a read that did not wait for it could
+   * miss a write acknowledged before the read began.
+   */
+  private readFloor(): number {
+    if (this.bugs.readFloorIgnoresDurable) return this.log.committed;
+    return Math.max(this.log.committed, this.announcedDurable);
   }
 
   private newRound(): number {

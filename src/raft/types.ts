@@ -195,6 +195,14 @@ export interface RaftBugs {
   leaseWithoutQuorum?: boolean;
   /** learnCommitted commits up to the index without checking that the local entry there has the term. */
   learnCommittedWithoutTermCheck?: boolean;
+  /** learnDurableOnLeader counts this node's entry before it is persisted. */
+  learnDurableWithoutPersistCheck?: boolean;
+  /** learnDurableOnLeader commits with this node and the leader alone, whatever the cluster's size. */
+  learnDurableWithoutQuorumCheck?: boolean;
+  /** learnDurableOnLeader counts this node's copy even when it is in a later term than the entry. */
+  learnDurableInLaterTerm?: boolean;
+  /** ReadIndex reads at the commit index, not waiting for entries announced durable (announceDurable). */
+  readFloorIgnoresDurable?: boolean;
 }
 
 export type ProposalError =
@@ -257,6 +265,10 @@ export interface RaftNodeApi {
   readIndex(requestId: string): { ok: true } | { ok: false; error: ProposalError };
   /** (index, term) is known to be committed; commits up to index if the local entry has that term. */
   learnCommitted(index: number, term: number): boolean;
+  /** Leader: entry `index`, durable here, was announced so to a follower; reads wait for it. */
+  announceDurable(index: number): void;
+  /** `leader` has (index, term) durable; commits it if this node's persisted copy makes a quorum. */
+  learnDurableOnLeader(leader: NodeId, index: number, term: number): boolean;
   transferLeadership(to: NodeId): { ok: true } | { ok: false; error: ProposalError };
   campaign(): void;
   hasReady(): boolean;

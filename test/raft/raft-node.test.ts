@@ -1,7 +1,7 @@
 // Basic behaviour of RaftNode driven through the synchronous TestCluster.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryStorage, RaftNode } from '../../src/raft/index.js';
+import { MemoryStorage, RaftNode, type RaftBugs } from '../../src/raft/index.js';
 import { TestCluster, baseConfig } from './harness.js';
 
 test('a single node elects itself and commits its no-op', () => {
@@ -405,4 +405,153 @@ test('learnCommitted: a follower commits up to an index only when its entry ther
     ['old', 'x'],
   );
   assert.equal(b.learnCommitted(1, 1), false, 'at or below the commit index: nothing to learn');
+});
+
+test('learnDurableOnLeader: commits a durable entry with the leader as the second of three, nothing else', () => {
+  const storage = new MemoryStorage(['a', 'b', 'c']);
+  const b = new RaftNode(baseConfig('b', storage));
+  const e = (index: number, term: number, data: string) => ({ index, term, kind: 'normal' as const, data });
+  const append = (entries: ReturnType<typeof e>[], prevLogIndex: number, prevLogTerm: number) =>
+    b.step({
+      type: 'append',
+      from: 'a',
+      to: 'b',
+      term: 2,
+      prevLogIndex,
+      prevLogTerm,
+      entries,
+      leaderCommit: 0,
+      readCtx: 0,
+    });
+  append([e(1, 1, 'old'), e(2, 2, 'x')], 0, 0);
+  // Received, not persisted yet: b's own copy does not count.
+  assert.equal(b.learnDurableOnLeader('a', 2, 2), false, 'not persisted here yet');
+  const rd = b.ready();
+  storage.append(rd.entries);
+  b.advance(rd);
+  append([e(3, 2, 'y')], 2, 2); // in the log, not persisted
+  assert.equal(b.learnDurableOnLeader('a', 3, 2), false, 'index 3 is not persisted here');
+  assert.equal(b.learnDurableOnLeader('a', 2, 1), false, 'another term at index 2');
+  assert.equal(b.learnDurableOnLeader('b', 2, 2), false, 'b is not the leader');
+  assert.equal(b.status().commitIndex, 0);
+  assert.equal(b.learnDurableOnLeader('a', 2, 2), true);
+  assert.equal(b.status().commitIndex, 2);
+  assert.deepEqual(
+    b.ready().committedEntries.map((x) => x.data),
+    ['old', 'x'],
+  );
+  assert.equal(b.learnDurableOnLeader('a', 1, 1), true, 'already committed with that term');
+  assert.equal(b.learnDurableOnLeader('a', 1, 2), false, 'committed, but another term');
+});
+
+test('learnDurableOnLeader: not in a later term than the entry, not with five voters, not on a learner', () => {
+  const persisted = (id: string, voters: string[], learners: string[], term: number) => {
+    const storage = new MemoryStorage(voters, learners);
+    const n = new RaftNode(baseConfig(id, storage));
+    n.step({
+      type: 'append',
+      from: 'a',
+      to: id,
+      term,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [{ index: 1, term: 2, kind: 'normal', data: 'x' }],
+      leaderCommit: 0,
+      readCtx: 0,
+    });
+    const rd = n.ready();
+    storage.append(rd.entries);
+    n.advance(rd);
+    return n;
+  };
+  // The entry (1, 2) reached b from a leader of term 3 (re-replicated): its copy and the leader's
+  // may both be older than an entry of term 3 elsewhere (thesis figure 3.7).
+  assert.equal(persisted('b', ['a', 'b', 'c'], [], 3).learnDurableOnLeader('a', 1, 2), false);
+  assert.equal(persisted('b', ['a', 'b', 'c'], [], 2).learnDurableOnLeader('a', 1, 2), true);
+  assert.equal(persisted('b', ['a', 'b', 'c', 'd', 'e'], [], 2).learnDurableOnLeader('a', 1, 2), false);
+  assert.equal(persisted('b', ['a', 'b'], [], 2).learnDurableOnLeader('a', 1, 2), true, 'two voters: both');
+  assert.equal(persisted('d', ['a', 'b', 'c'], ['d'], 2).learnDurableOnLeader('a', 1, 2), false, 'a learner');
+});
+
+test('readIndex: a read waits for the entries the leader announced durable, not only committed ones', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  const a = c.elect('a');
+  c.cut.add('a->b');
+  c.cut.add('a->c'); // the entries reach no follower: durable on the leader only
+  a.raft.propose('x');
+  a.raft.propose('y');
+  c.stabilize();
+  const st = a.raft.status();
+  assert.equal(st.lastIndex, st.commitIndex + 2);
+  // Nothing announced: a read is served at the commit index, as before.
+  a.raft.readIndex('r1');
+  // Entry x was answered to a forwarding follower as durable: reads from now on wait for it.
+  const x = st.commitIndex + 1;
+  a.raft.announceDurable(x);
+  a.raft.readIndex('r2');
+  c.cut.clear();
+  c.tick(3);
+  c.stabilize();
+  const at = (id: string) => c.node('a').readStates.find((r) => r.requestId === id)?.index;
+  assert.equal(at('r1'), st.commitIndex);
+  assert.equal(at('r2'), x);
+});
+
+// Thesis figure 3.7, with a durable hint: an old entry that reaches a majority only through a
+// later leader is not committed. A follower that counted its copy anyway acknowledges a write
+// that the next leader does not have.
+function figure37(bugs: RaftBugs): { committedAtB: boolean; nextLeader: string; itsTermAt2: number } {
+  const c = new TestCluster(['a', 'b', 'c'], { maxSizePerMsg: 1, maxInflightMsgs: 1, bugs });
+  const a = c.node('a');
+  const b = c.node('b');
+  c.elect('a'); // term 1, its no-op at 1 everywhere
+  c.isolate('a');
+  a.raft.propose('x'); // (2, 1): durable on a only
+  c.stabilize();
+  // c campaigns in term 2: b votes for it, a hears of the term and steps down; c's no-op (2, 2)
+  // reaches nobody.
+  c.heal();
+  for (const link of ['a->b', 'b->a', 'a->c']) c.cut.add(link);
+  c.node('c').raft.campaign();
+  for (let i = 0; i < 10 && c.node('c').raft.status().role !== 'Leader'; i++) c.round();
+  assert.equal(c.node('c').raft.status().role, 'Leader');
+  c.isolate('c');
+  c.stabilize();
+  // a leads term 3 with b's vote and replicates (2, 1) to b, but not yet its no-op (3, 3).
+  c.heal();
+  c.isolate('c');
+  a.raft.campaign();
+  for (let i = 0; i < 20 && b.storage.lastIndex() < 2; i++) {
+    c.drain();
+    c.queue = c.queue.map((m) =>
+      m.type === 'append' && m.from === 'a' ? { ...m, entries: m.entries.filter((e) => e.index <= 2) } : m,
+    );
+    const q = c.queue;
+    c.queue = [];
+    for (const m of q) c.deliver(m);
+  }
+  assert.equal(a.raft.status().role, 'Leader');
+  assert.deepEqual([b.storage.lastIndex(), b.storage.term(2), b.raft.status().term], [2, 1, 3]);
+  // b had forwarded x to a, which answered once (2, 1) was durable there.
+  const committedAtB = b.raft.learnDurableOnLeader('a', 2, 1);
+  // a goes away. c, whose last entry (2, 2) is newer than b's (2, 1), wins b's vote.
+  c.heal();
+  c.isolate('a');
+  b.raft.campaign(); // b loses (c's log is newer), and c hears of the term
+  c.stabilize();
+  c.node('c').raft.campaign();
+  c.stabilize();
+  const l = c.leader()!;
+  return { committedAtB, nextLeader: l.id, itsTermAt2: l.storage.term(2) };
+}
+
+test('learnDurableOnLeader: a copy received in a later term does not count (figure 3.7)', () => {
+  // b does not acknowledge x, and the next leader, c, overwrites it with its own (2, 2).
+  assert.deepEqual(figure37({}), { committedAtB: false, nextLeader: 'c', itsTermAt2: 2 });
+  // The same run with the term check left out: b acknowledges x, which the next leader lacks.
+  assert.deepEqual(figure37({ learnDurableInLaterTerm: true }), {
+    committedAtB: true,
+    nextLeader: 'c',
+    itsTermAt2: 2,
+  });
 });

@@ -63,3 +63,16 @@ test('simulator: commit hints (a forwarded write’s answer) keep every invarian
   assert.deepEqual(failures, []);
   assert.ok(hints > 100, `only ${hints} hints moved a commit index in 300 seeds`);
 });
+
+test('simulator: durable hints (a forward answered once durable on the leader) keep every invariant', () => {
+  let moved = 0;
+  const failures: string[] = [];
+  for (let seed = 1; seed <= 300; seed++) {
+    const nodes = seedNodes(seed);
+    const r = runSim({ seed, nodes, faultTicks: CI_FAULT_TICKS, durableHints: true });
+    if (!r.ok) failures.push(`seed ${seed} (${nodes} nodes) at unit ${r.at}: ${r.violation}`);
+    moved += r.stats.durableHints;
+  }
+  assert.deepEqual(failures, []);
+  assert.ok(moved > 100, `only ${moved} durable hints moved a commit index in 300 seeds`);
+});

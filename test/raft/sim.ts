@@ -72,6 +72,13 @@ export interface SimOptions {
    * other campaigns replay as before.
    */
   commitHints?: boolean;
+  /**
+   * Durable hints (RaftNode.learnDurableOnLeader, as a follower learns from a forward answered once
+   * durable on the leader): when a leader persists entries of its own term, the last one's
+   * (index, term) reaches a random member after a random delay, during the faults. An RNG of its
+   * own; off by default.
+   */
+  durableHints?: boolean;
   /** Collect a trace; printed on failure by the CLI. */
   trace?: boolean;
   /** With trace: also log every message sent from this unit on. */
@@ -90,6 +97,8 @@ export interface SimStats {
   confChanges: number;
   /** Commit hints that moved a member's commit index. */
   hints: number;
+  /** Durable hints that moved a member's commit index. */
+  durableHints: number;
   transfers: number;
   messages: number;
 }
@@ -221,11 +230,13 @@ class Sim {
     snapshotsSent: 0,
     confChanges: 0,
     hints: 0,
+    durableHints: 0,
     transfers: 0,
     messages: 0,
   };
   private faultsOn = true;
   private readonly hintRng: Rng | null;
+  private readonly durableRng: Rng | null;
 
   // ---- global truth the invariants are checked against
   private readonly leaderOfTerm = new Map<number, NodeId>();
@@ -247,6 +258,7 @@ class Sim {
     this.opts = opts;
     this.rng = new Rng(opts.seed);
     this.hintRng = opts.commitHints ? new Rng((opts.seed ^ 0x5bd1e995) >>> 0) : null;
+    this.durableRng = opts.durableHints ? new Rng((opts.seed ^ 0x27d4eb2f) >>> 0) : null;
     const profileRng = this.rng.fork();
     this.profile = { ...drawProfile(profileRng), ...opts.profile };
     this.knobs = { ...DEFAULT_KNOBS, ...drawKnobs(profileRng), ...opts.knobs };
@@ -437,6 +449,14 @@ class Sim {
     const crashAt = n.crashAt;
     if (crashAt === 0) return this.crash(n, 'before persisting a Ready');
     this.persist(n, rd);
+    if (this.durableRng && this.faultsOn && rd.softState.role === 'Leader') {
+      const last = rd.entries[rd.entries.length - 1];
+      if (last && last.term === rd.softState.term) {
+        // As the node's leader does when it answers a forward once durable.
+        n.raft!.announceDurable(last.index);
+        this.durableHint(n.id, last);
+      }
+    }
     if (crashAt === 1) return this.crash(n, 'after persisting, before sending');
     for (const m of rd.messages) this.send(n, m);
     this.apply(n, rd);
@@ -576,6 +596,33 @@ class Sim {
         this.log(`${n.id} learns ${index}@${term} is committed`);
       }
     });
+  }
+
+  /**
+   * `leader` persisted entry e of its term: a random member hears of it later and keeps asking
+   * every tick, as the node's forwarding follower does after each of its Readys until its claim
+   * holds or times out (SimOptions.durableHints). When it holds, the member acknowledges e to its writer
+   * at once: e joins the acknowledged writes that must never be lost.
+   */
+  private durableHint(leader: string, e: Entry): void {
+    const rng = this.durableRng!;
+    const delay = rng.int(4 * TICK);
+    const pick = rng.float();
+    const attempt = (left: number, id?: string) => {
+      const live = this.live();
+      if (live.length === 0) return;
+      const n = id ? this.nodes.get(id) : live[Math.floor(pick * live.length)]!;
+      if (!n?.raft || n.retired) return;
+      const before = n.raft.basicStatus().commitIndex;
+      if (n.raft.learnDurableOnLeader(leader, e.index, e.term)) {
+        if (n.raft.basicStatus().commitIndex > before) this.stats.durableHints++;
+        this.acked.push({ index: e.index, term: e.term, value: e.data });
+        this.maxAckedIndex = Math.max(this.maxAckedIndex, e.index);
+        this.log(`${n.id} learns ${e.index}@${e.term} is durable on ${leader}: acknowledged`);
+      } else if (left > 0) this.schedule(TICK, () => attempt(left - 1, n.id));
+    };
+    // The node's follower keeps its claim until the write's timeout: ten election timeouts.
+    this.schedule(delay, () => attempt(10 * this.knobs.electionTick));
   }
 
   private applyConfig(n: SimNode, e: Entry): void {
