@@ -326,6 +326,11 @@ export const forwardRequestSchema = z
       .min(1, { error: 'expected at least one command' })
       .max(MAX_FORWARD_BATCH, { error: `expected at most ${MAX_FORWARD_BATCH} commands` })
       .optional(),
+    // When the leader answers (replicated-service.ts): "committed" (the default, and all an older
+    // leader knows) once the entry is committed; "durable" once it is durable in the leader's own
+    // log, with `"durable": true` in the answer, where the forwarding follower's own copy makes
+    // the quorum (RaftNode.learnDurableOnLeader). An older leader ignores the field.
+    ack: z.enum(['committed', 'durable'], { error: 'expected "committed" or "durable"' }).optional(),
   })
   .refine((b) => (b.command === undefined) !== (b.commands === undefined), {
     error: 'expected exactly one of "command" (one command) and "commands" (a batch)',

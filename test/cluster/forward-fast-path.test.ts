@@ -38,6 +38,15 @@ const cases: Case[] = [
     contentType: 'text/plain',
   },
   { what: 'one command again', body: JSON.stringify({ command: put(ID(9), 'r9', 9) }) },
+  {
+    what: 'one command, answered once durable on the leader',
+    body: JSON.stringify({ command: put(ID(10), 'r10'), ack: 'durable' }),
+  },
+  {
+    what: 'a batch, answered once durable',
+    body: JSON.stringify({ commands: [put(ID(11), 'r11'), put(ID(12), 'r12')], ack: 'durable' }),
+  },
+  { what: 'an unknown ack', body: JSON.stringify({ command: put(ID(13), 'r13'), ack: 'soon' }) },
 ];
 
 test('the /raft/forward fast path answers every request like the express route', async () => {
@@ -53,8 +62,13 @@ test('the /raft/forward fast path answers every request like the express route',
   assert.deepEqual(
     out.fast.map((r) => r.status),
     // A BOM: the fast path leaves it to express, whose JSON parser accepts it.
-    [200, 200, 200, 400, 400, 400, 400, 400, 400, 200, 200, 200],
+    [200, 200, 200, 400, 400, 400, 400, 400, 400, 200, 200, 200, 200, 200, 400],
   );
+  // Asked for, the answer says it was given once durable (not known committed); else not.
+  assert.match(out.fast[12]!.body, /^\{"index":[^,]+,"term":[^,]+,"points":\[.*\],"durable":true\}$/);
+  assert.equal((out.fast[13]!.body.match(/"durable":true/g) ?? []).length, 2);
+  assert.doesNotMatch(out.fast[11]!.body, /durable/);
+  assert.match(out.fast[14]!.body, /expected \\"committed\\" or \\"durable\\"/);
   assert.match(out.fast[2]!.body, /"results":\[\{"index".*"status":400.*\{"index"/);
   // Both still serve, and stored what the good forwards carried.
   for (const n of [fast, slow]) {

@@ -474,7 +474,14 @@ export class RaftDriver implements RaftRpcHandler {
     command: Command,
     timeoutMs = 30_000,
     trace?: ProposalTrace,
-  ): Promise<{ index: number; term: number; result: ApplyResult | null }> {
+    opts: { answerWhenDurable?: boolean } = {},
+  ): Promise<{
+    index: number;
+    term: number;
+    result: ApplyResult | null;
+    /** Answered once durable here (answerWhenDurable), and the commit still to come. */
+    durable?: { committed: Promise<unknown> };
+  }> {
     if (this.stopped) {
       const err = new ProposalFailedError('the node is shutting down', true);
       trace?.fail(err);
@@ -499,7 +506,7 @@ export class RaftDriver implements RaftRpcHandler {
     const t0 = performance.now();
     const seconds = () => (performance.now() - t0) / 1000;
     const atCommit = this.answersAtCommit ? putResult(command, r.index) : null;
-    return this.waitProposal(r.index, r.term, timeoutMs, trace, atCommit).then(
+    const committed = this.waitProposal(r.index, r.term, timeoutMs, trace, atCommit).then(
       (v) => {
         this.observe('proposal', 'committed', seconds());
         return { ...v, term: r.term };
@@ -510,6 +517,141 @@ export class RaftDriver implements RaftRpcHandler {
         throw err;
       },
     );
+    if (!opts.answerWhenDurable || !atCommit || !this.durableAnswerUseful()) return committed;
+    // A forward whose follower can commit the entry from the leader's durable copy and its own
+    // (awaitForwarded): answered once this node's fsync covers the entry, or at commit if that
+    // comes first (it cannot here, but a commit also means durable). The commit promise's own
+    // failure is the answer's only while it is not given yet.
+    const durable = new Promise<{
+      index: number;
+      term: number;
+      result: ApplyResult;
+      durable: { committed: Promise<unknown> };
+    }>((resolve, reject) => {
+      const index = r.index;
+      this.durableWaiters.set(index, {
+        term: r.term,
+        resolve: () => {
+          // Before the answer leaves: reads from now on wait for this entry, which the
+          // follower may acknowledge before this leader knows it committed.
+          this.node.announceDurable(index);
+          resolve({ index, term: r.term, result: atCommit, durable: { committed } });
+        },
+        reject,
+      });
+      committed.then(
+        () => this.durableWaiters.get(index)?.resolve(),
+        (err: unknown) => {
+          this.durableWaiters.delete(index);
+          reject(err as Error);
+        },
+      );
+    });
+    return durable;
+  }
+
+  /**
+   * Leader: entries proposed for a forward asking to be answered once durable here (propose's
+   * answerWhenDurable), by index; settled by the Ready that persists them (settleDurable).
+   */
+  private durableWaiters = new Map<number, { term: number; resolve(): void; reject(e: Error): void }>();
+
+  /** The Ready's new entries are durable on this node: answer the forwards waiting for that. */
+  private settleDurable(entries: readonly Entry[]): void {
+    if (this.durableWaiters.size === 0 || entries.length === 0) return;
+    const first = entries[0]!.index;
+    const last = entries[entries.length - 1]!.index;
+    for (const [index, w] of this.durableWaiters) {
+      if (index < first || index > last) continue;
+      this.durableWaiters.delete(index);
+      if (entries[index - first]!.term === w.term) w.resolve();
+      else w.reject(new ProposalFailedError('proposal was overwritten by a new leader', true));
+    }
+  }
+
+  /**
+   * Whether a forwarding follower can commit an entry from its own copy and this leader's
+   * (RaftNode.learnDurableOnLeader): two voters make a quorum only with at most three. In a
+   * larger cluster the follower would have to wait for the commit index anyway (a held commit
+   * notice): it is answered at commit instead, as before.
+   */
+  private durableAnswerUseful(): boolean {
+    if (this.votersEpoch !== this.membershipEpoch) {
+      this.votersEpoch = this.membershipEpoch;
+      this.votersCount = this.node.status().membership.voters.length;
+    }
+    return this.votersCount <= 3;
+  }
+  private votersEpoch = -1;
+  private votersCount = 0;
+
+  /**
+   * Follower: the leader proposed a write this node forwarded as (index, term) and answered once
+   * the entry was durable in its own log. Resolves once this node knows the entry is committed:
+   * at once if its own persisted log holds the entry, which with the leader's copy makes a
+   * quorum (three voters; RaftNode.learnDurableOnLeader), else after the Ready that persists it
+   * here, or when the leader's commit index reaches it (a larger cluster, a learner, or an entry
+   * that reached this node only through a later leader). Rejects (ProposalFailedError,
+   * retryable) when another entry lands at that index, so the write was lost with its leader and
+   * may be forwarded again, and after timeoutMs (its fate unknown).
+   */
+  awaitForwarded(
+    leader: NodeId,
+    index: number,
+    term: number,
+    result: ApplyResult,
+    timeoutMs: number,
+  ): Promise<void> {
+    if (this.stopped) return Promise.reject(new ProposalFailedError('the node is shutting down', true));
+    if (index <= this.applied) {
+      // Applied here already (the leader's appends and commit index were faster than its
+      // answer): only the entry's term is left to check.
+      return this.node.learnDurableOnLeader(leader, index, term)
+        ? Promise.resolve()
+        : Promise.reject(
+            new ProposalFailedError(
+              `entry ${index} was applied here before the leader's answer arrived, and is not ` +
+                `known to be the forwarded write (another term there, or compacted): outcome unknown`,
+              false,
+            ),
+          );
+    }
+    // A proposal of this node's own at that index, from when it led an older term, is lost.
+    const old = this.proposals.get(index);
+    if (old && old.term !== term) {
+      this.proposals.delete(index);
+      old.reject(new ProposalFailedError('proposal was overwritten by a new leader', true));
+    }
+    const done = this.waitProposal(index, term, timeoutMs, undefined, result).then(() => {});
+    this.forwardClaims.set(index, { leader, term });
+    this.tryClaim(index);
+    return done;
+  }
+
+  /** Follower: forwarded writes waiting for their commit here (awaitForwarded), by index. */
+  private forwardClaims = new Map<number, { leader: NodeId; term: number }>();
+
+  /** Answers the claim's writer if its entry is committed here now (learnDurableOnLeader). */
+  private tryClaim(index: number): void {
+    const c = this.forwardClaims.get(index);
+    if (!c) return;
+    const w = this.proposals.get(index);
+    if (!w || w.term !== c.term) {
+      this.forwardClaims.delete(index); // answered or failed meanwhile
+      return;
+    }
+    if (!this.node.learnDurableOnLeader(c.leader, index, c.term)) return;
+    this.forwardClaims.delete(index);
+    this.proposals.delete(index);
+    this.answeredUpTo = Math.max(this.answeredUpTo, index);
+    this.schedule(true); // the commit index moved: persisted and applied with the next Ready
+    w.resolve({ index, result: w.atCommit });
+  }
+
+  /** After a Ready persisted entries here: the claims their fsync may complete. */
+  private retryClaims(): void {
+    if (this.stopped) return;
+    for (const index of [...this.forwardClaims.keys()]) this.tryClaim(index);
   }
 
   /**
@@ -951,6 +1093,10 @@ export class RaftDriver implements RaftRpcHandler {
     if (rd.entries.length > 0) failpoint('raft.after-persist');
     // Not into the core between ready() and advance(): once this loop turn is done.
     if (rd.entries.length > 0 && this.pendingLearn) queueMicrotask(() => this.retryPendingLearn());
+    if (rd.entries.length > 0 && this.forwardClaims.size > 0) queueMicrotask(() => this.retryClaims());
+    // Not into the core between ready() and advance() (settleDurable announces the entries).
+    if (rd.entries.length > 0 && this.durableWaiters.size > 0)
+      queueMicrotask(() => this.settleDurable(rd.entries));
     if (rd.snapshot) {
       rmSync(pendingSnapshotMarker(this.opts.dataDir), { force: true });
       this.applied = Math.max(this.applied, this.data.appliedIndex());
@@ -1009,7 +1155,8 @@ export class RaftDriver implements RaftRpcHandler {
       }
       const answersNone = rest.every((m) => m.type !== 'appendResponse' && m.type !== 'voteResponse');
       // Writers whose answer needs nothing from data.db are answered now (answerAtCommit).
-      if (ss.role === 'Leader') this.answerAtCommit(rd.committedEntries);
+      // On a follower: forwarded writes awaiting their commit here (awaitForwarded).
+      if (this.proposals.size > 0) this.answerAtCommit(rd.committedEntries);
       // Someone here waits for the apply itself: a writer not answered at commit (a delete, a
       // membership change), a read (waitApplied), a forwarded write whose entry came late.
       const awaited =
@@ -1261,6 +1408,9 @@ export class RaftDriver implements RaftRpcHandler {
     const err = new ProposalFailedError(why, true);
     for (const w of this.proposals.values()) w.reject(err);
     this.proposals.clear();
+    this.forwardClaims.clear();
+    for (const w of this.durableWaiters.values()) w.reject(err);
+    this.durableWaiters.clear();
     return err;
   }
 

@@ -38,6 +38,8 @@ export interface ForwardBatcherOptions {
   maxCommands?: number;
   /** Most bytes of commands in one forward (default 4 MiB; a larger command still goes, alone). */
   maxBytes?: number;
+  /** Further fields of a forward's body by its number of commands (e.g. `{ack: "durable"}`). */
+  fields?: (commands: number) => Record<string, unknown> | undefined;
 }
 
 interface Waiter {
@@ -67,6 +69,18 @@ export class ForwardBatcher {
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 1);
     this.maxCommands = Math.min(MAX_FORWARD_BATCH, Math.max(1, opts.maxCommands ?? MAX_FORWARD_BATCH));
     this.maxBytes = Math.max(1, opts.maxBytes ?? 4 * 1024 * 1024);
+    this.fields = opts.fields;
+  }
+
+  private readonly fields: ForwardBatcherOptions['fields'];
+
+  /** `fields` for a batch of n, as JSON members each after a comma. */
+  private tail(n: number): string {
+    const f = this.fields?.(n);
+    if (!f) return '';
+    let s = '';
+    for (const [k, v] of Object.entries(f)) s += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
+    return s;
   }
 
   /** Forward one command (any JSON value the leader's schema accepts) to `leader`. */
@@ -133,8 +147,8 @@ export class ForwardBatcher {
       q.inFlight++;
       const body =
         batch.length === 1
-          ? `{"command":${batch[0]!.text}}`
-          : `{"commands":[${batch.map((w) => w.text).join(',')}]}`;
+          ? `{"command":${batch[0]!.text}${this.tail(1)}}`
+          : `{"commands":[${batch.map((w) => w.text).join(',')}]${this.tail(batch.length)}}`;
       const timeoutMs = Math.max(...batch.map((w) => w.timeoutMs));
       this.send(leader, body, batch.length, timeoutMs)
         .then(

@@ -233,6 +233,7 @@ export function createReplicatedNode(config: NodeConfig, deps: ReplicatedNodeDep
       envInt('TIMESTORE_REQUEST_TIMEOUT_MS') ??
       Math.max(5_000, config.electionTimeoutMs * 10),
     ...optional('forwardsInFlight', envInt('TIMESTORE_FORWARDS_IN_FLIGHT')),
+    ...(process.env.TIMESTORE_FORWARD_ACK === 'committed' ? { forwardAck: 'committed' as const } : {}),
     onClose: closeRaft,
   });
   // Readiness (GET /readyz, /readyz/leader): member, leader known, caught up. /livez stays the API's.

@@ -166,7 +166,8 @@ export async function answerForward(
       detail: `this node is not the leader (leader: ${d.leaderId ?? 'unknown'})`,
       extra: { leaderId: d.leaderId },
     };
-  if (body.command) return { ok: true, body: await service.handleForward(body.command as Command) };
+  const ack = body.ack ?? 'committed';
+  if (body.command) return { ok: true, body: await service.handleForward(body.command as Command, ack) };
   // A batch (forward-batcher.ts): every command is proposed in this turn, so they share one
   // Raft Ready (one fsync, one append per follower); each gets its own result or problem.
   const asProblem = (err: unknown) => {
@@ -177,7 +178,7 @@ export async function answerForward(
     body.commands!.map((raw) => {
       const c = commandSchema.safeParse(raw);
       if (!c.success) return asProblem(c.error);
-      return service.handleForward(c.data as Command).then((r): unknown => r, asProblem);
+      return service.handleForward(c.data as Command, ack).then((r): unknown => r, asProblem);
     }),
   );
   return { ok: true, body: { results } };
