@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     `Load: the same tool for both (bench/cluster/load.ts): N clients, each one single-entry write at a time over keep-alive`,
     `HTTP/1.1, ${SECONDS} s measured after 1 s of the same load${REPEATS > 1 ? `, ${REPEATS} runs per case (the table shows the run with the median rate)` : ''}; before the first case each system got ${WARMUP_SECONDS} s of unmeasured load at 16 clients and ${WARMUP_SECONDS} s at 1 client (JIT warm-up). TimeStore: \`POST /api/timeseries\` (one entry);`,
     'etcd: `POST /v3/kv/put` (JSON gateway). "leader" = clients send to the leader; "all" = each client sends its writes to the 3 members in turn',
-    '(followers forward; a TimeStore follower answers once the write is applied locally).',
+    "(followers forward; a TimeStore follower answers once the write is committed: from its own durable copy and the leader's for a lone write, else from the leader's answer).",
     '',
     '| targets | clients | TimeStore writes/s | p50 ms | p99 ms | CPU ms/write | etcd writes/s | p50 ms | p99 ms | CPU ms/write | TimeStore / etcd |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

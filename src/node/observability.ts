@@ -201,6 +201,9 @@ export function createNodeObservability(opts: NodeObservabilityOptions): NodeObs
       forwarded(ok, writes) {
         metrics.api.forwardedWrites.inc({ result: ok ? 'ok' : 'error' }, writes);
       },
+      committedFromOwnCopy() {
+        metrics.api.forwardedFromOwnCopy.inc();
+      },
       snapshot(op, info) {
         metrics.recordSnapshot(op, info);
         events.snapshot(op, info);

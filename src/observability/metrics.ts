@@ -245,6 +245,11 @@ function metricsFor(registry: Registry) {
         labelNames: ['result'] as const,
         registers: r,
       }),
+      forwardedFromOwnCopy: new Counter({
+        name: 'timestore_forwarded_writes_own_copy_total',
+        help: "Forwarded writes this follower acknowledged from its own durable copy and the leader's, before the leader's commit.",
+        registers: r,
+      }),
       ingestedPoints: new Counter({
         name: 'timestore_ingested_points_total',
         help: 'Points accepted for ingestion on this node, by input format (json, ndjson, csv, line).',

@@ -201,6 +201,8 @@ test('a bad request is counted by reason; a write to a follower is counted as fo
   assert.equal(sample(t, 'timestore_rejected_inputs_total{reason="malformed_json"}'), 1);
   assert.equal(sample(t, 'timestore_rejected_inputs_total{reason="validation"}'), 1);
   assert.ok((sample(t, 'timestore_forwarded_writes_total{result="ok"}') ?? 0) >= 1);
+  // A lone forwarded write in a cluster of three: acknowledged from the follower's own copy.
+  assert.ok((sample(t, 'timestore_forwarded_writes_own_copy_total') ?? 0) >= 1);
   assert.ok((sample(t, 'timestore_ingested_points_total{format="json"}') ?? 0) >= 1);
   assert.ok(
     (sample(

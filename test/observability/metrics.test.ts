@@ -67,6 +67,7 @@ function populated(): {
   metrics.recordSnapshot('install', { seconds: 1.5, bytes: 4096 });
   metrics.recordSnapshot('send', { seconds: 1, bytes: 0, ok: false });
   metrics.api.forwardedWrites.inc({ result: 'ok' }, 3);
+  metrics.api.forwardedFromOwnCopy.inc(2);
   metrics.api.ingestedPoints.inc({ format: 'json' }, 42);
   metrics.api.rejectedInputs.inc({ reason: 'validation' }, 2);
   metrics.api.requestDuration.observe({ method: 'POST', route: '/api/timeseries', status: '201' }, 0.01);

@@ -98,6 +98,8 @@ export interface DriverObserver {
   appendRoundTrip?(peer: NodeId, seconds: number): void;
   /** A forward to the leader sent by RaftTransport.forward() was answered (ok: 200) or failed. */
   forwarded?(ok: boolean, writes: number): void;
+  /** A forwarded write was found committed from this node's durable copy and the leader's. */
+  committedFromOwnCopy?(): void;
   snapshot?(
     op: 'take' | 'install',
     info: { index: number; bytes: number; seconds: number; ok: boolean },
@@ -645,6 +647,7 @@ export class RaftDriver implements RaftRpcHandler {
     this.proposals.delete(index);
     this.answeredUpTo = Math.max(this.answeredUpTo, index);
     this.schedule(true); // the commit index moved: persisted and applied with the next Ready
+    this.observe('committedFromOwnCopy');
     w.resolve({ index, result: w.atCommit });
   }
 
