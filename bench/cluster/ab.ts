@@ -13,7 +13,8 @@
 // this tree's: it is exported with `git archive`, given this tree's node_modules and built, so a
 // change is measured against the code before it:
 //   BENCH_A_REF=HEAD~1 npm run bench:ab               # the last commit against the one before
-// BENCH_TARGETS=follower writes through a follower (forwarded) instead of to the leader.
+// BENCH_TARGETS=follower writes through a follower (forwarded) instead of to the leader;
+// BENCH_TARGETS=all cycles each client's writes over the three members (as bench:cluster's "all").
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,7 +34,10 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1);
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 10);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 20);
-/** 'leader' (default): writes go to the leader; 'follower': to another member, which forwards them. */
+/**
+ * 'leader' (default): writes go to the leader; 'follower': to another member, which forwards them;
+ * 'all': each client's writes go to the members in turn.
+ */
 const TARGETS = process.env.BENCH_TARGETS ?? 'leader';
 
 /** `A=1 B=x` → { A: '1', B: 'x' }. */
@@ -101,14 +105,15 @@ async function main(): Promise<void> {
     Object.values(sides).forEach((s) => s.members.forEach((m) => m.proc?.kill('SIGKILL'))),
   );
   for (const s of Object.values(sides)) await startSystem(s);
-  const entry = async (s: System) => {
+  const entry = async (s: System): Promise<string[]> => {
     const l = await s.leader();
-    return TARGETS === 'follower' ? s.members.find((m) => m !== l)!.url : l.url;
+    if (TARGETS === 'all') return s.members.map((m) => m.url);
+    return [TARGETS === 'follower' ? s.members.find((m) => m !== l)!.url : l.url];
   };
   const leaders = { A: await entry(sides.A), B: await entry(sides.B) };
   for (const k of ['A', 'B'] as const) {
     await runLoad(sides[k].target([(await sides[k].leader()).url]), 16, (WARMUP_SECONDS * 1000) / 2, 0);
-    await runLoad(sides[k].target([leaders[k]]), CLIENTS, (WARMUP_SECONDS * 1000) / 2, 0);
+    await runLoad(sides[k].target(leaders[k]), CLIENTS, (WARMUP_SECONDS * 1000) / 2, 0);
   }
   console.log(
     `A: ${refs.A ?? 'this tree'} ${JSON.stringify(settings.A)}  B: ${refs.B ?? 'this tree'} ${JSON.stringify(settings.B)}  ${CLIENTS} client(s) to the ${TARGETS}, ${PAIRS} pairs of ${SECONDS} s`,
@@ -119,7 +124,7 @@ async function main(): Promise<void> {
     const order = i % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
     const pair: Partial<Record<'A' | 'B', LoadResult>> = {};
     for (const k of order) {
-      const r = await runLoad(sides[k].target([leaders[k]]), CLIENTS, SECONDS * 1000, 500, () =>
+      const r = await runLoad(sides[k].target(leaders[k]), CLIENTS, SECONDS * 1000, 500, () =>
         cpuMsOf(sides[k]),
       );
       pair[k] = r;

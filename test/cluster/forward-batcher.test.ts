@@ -30,7 +30,7 @@ const cmd = (i: number) => ({ requestId: `r${i}`, ops: [{ op: 'delete', id: `id-
 const tick = () => new Promise((r) => setImmediate(r));
 
 test('a lone write leaves at once in the single form; writes arriving meanwhile share the next forward', async () => {
-  const { b, sent } = scripted();
+  const { b, sent } = scripted({ maxInFlight: 1 });
   const first = b.forward('n1', cmd(0), { timeoutMs: 1000 });
   assert.equal(sent.length, 1);
   assert.deepEqual(sent[0]!.body, { command: cmd(0) });
@@ -108,24 +108,45 @@ test('a caller that gives up before its command leaves is dropped from the batch
   assert.equal(sent.length, 2);
 });
 
-test('batches stay within the command and byte limits; more in flight when allowed', async () => {
+test('with room in flight, the writes of one loop turn leave together once it ends', async () => {
+  const { b, sent } = scripted(); // default: up to 4 in flight
+  const ps = [0, 1, 2, 3].map((i) => b.forward('n1', cmd(i), { timeoutMs: 1000 }));
+  assert.equal(sent.length, 1, 'the first at once, alone');
+  await tick();
+  assert.equal(sent.length, 2, 'the other three in one forward, not one each');
+  assert.deepEqual(sent[1]!.body, { commands: [cmd(1), cmd(2), cmd(3)] });
+  const more = b.forward('n1', cmd(4), { timeoutMs: 1000 });
+  await tick();
+  assert.deepEqual(sent[2]!.body, { command: cmd(4) }, 'a third forward while two are on the wire');
+  sent[0]!.answer({ status: 200, body: { index: 1, points: [] } });
+  sent[1]!.answer({ status: 200, body: { results: [{ index: 2 }, { index: 3 }, { index: 4 }] } });
+  sent[2]!.answer({ status: 200, body: { index: 5 } });
+  assert.deepEqual(
+    (await Promise.all([...ps, more])).map((o) => (o.body as { index: number }).index),
+    [1, 2, 3, 4, 5],
+  );
+});
+
+test('batches stay within the command and byte limits and the limit in flight', async () => {
   const { b, sent } = scripted({ maxCommands: 2, maxBytes: 200, maxInFlight: 2 });
   const ps = [0, 1, 2, 3, 4, 5].map((i) => b.forward('n1', cmd(i), { timeoutMs: 1000 }));
-  assert.equal(sent.length, 2, 'two forwards on the wire');
+  assert.equal(sent.length, 1);
   assert.deepEqual(sent[0]!.body, { command: cmd(0) });
-  assert.deepEqual(sent[1]!.body, { command: cmd(1) });
+  await tick();
+  assert.equal(sent.length, 2, 'two forwards on the wire, no more');
+  assert.deepEqual(sent[1]!.body, { commands: [cmd(1), cmd(2)] }, 'at most maxCommands per forward');
   sent[0]!.answer({ status: 200, body: { index: 1, points: [] } });
   await tick();
-  assert.deepEqual(sent[2]!.body, { commands: [cmd(2), cmd(3)] }, 'at most maxCommands per forward');
-  sent[1]!.answer({ status: 200, body: { index: 2, points: [] } });
-  sent[2]!.answer({ status: 200, body: { results: [{ index: 3 }, { index: 4 }] } });
+  assert.deepEqual(sent[2]!.body, { commands: [cmd(3), cmd(4)] });
+  sent[1]!.answer({ status: 200, body: { results: [{ index: 2 }, { index: 3 }] } });
+  sent[2]!.answer({ status: 200, body: { results: [{ index: 4 }, { index: 5 }] } });
   await tick();
   // A command larger than maxBytes still goes, alone.
   const big = b.forward('n1', { requestId: 'x'.repeat(300), ops: [] }, { timeoutMs: 1000 });
-  assert.deepEqual(sent[3]!.body, { commands: [cmd(4), cmd(5)] });
-  sent[3]!.answer({ status: 200, body: { results: [{ index: 5 }, { index: 6 }] } });
+  assert.deepEqual(sent[3]!.body, { command: cmd(5) });
   await tick();
   assert.equal(sent[4]!.commands, 1);
+  sent[3]!.answer({ status: 200, body: { index: 6 } });
   sent[4]!.answer({ status: 200, body: { index: 7 } });
   assert.deepEqual(
     (await Promise.all([...ps, big])).map((o) => (o.body as { index: number }).index),

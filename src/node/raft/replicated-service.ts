@@ -32,7 +32,7 @@ export interface ReplicatedServiceOptions {
    * sends them through undici, whose requests get a span and a traceparent (tracing on).
    */
   pipelinedForwards?: boolean;
-  /** Forwards on the wire to the leader at once (forward-batcher.ts; default 1). */
+  /** Forwards on the wire to the leader at once (forward-batcher.ts; default 4). */
   forwardsInFlight?: number;
   /**
    * When this node asks the leader to answer its forwards (forwardRequestSchema's `ack`): "durable"
