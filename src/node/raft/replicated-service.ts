@@ -268,22 +268,22 @@ export class ReplicatedService implements TimeStoreService {
     deadline: number,
   ): Promise<ForwardOutcome> {
     const result = { index: body.index, points: body.points, deleted: [] };
-    let stopped = false;
+    let outcome: 'committed' | 'stopping';
     try {
-      await Promise.race([
-        this.driver.awaitForwarded(leader, body.index, body.term, result, Math.max(1, deadline - Date.now())),
+      outcome = await Promise.race([
+        this.driver
+          .awaitForwarded(leader, body.index, body.term, result, Math.max(1, deadline - Date.now()))
+          .then(() => 'committed' as const),
         // Unlike an answer at commit, this one does not acknowledge the write yet: a node going
         // away must not wait for a commit it may never hear of, and cannot answer success.
-        this.stopping.then(() => {
-          stopped = true;
-        }),
+        this.stopping.then(() => 'stopping' as const),
       ]);
     } catch (err) {
       if (err instanceof ProposalFailedError && err.retryable && /overwritten/.test(err.message))
         return { retry: `leader ${leader}: ${err.message}` };
       throw err;
     }
-    if (stopped)
+    if (outcome === 'stopping')
       throw new ServiceUnavailableError(
         `the node is shutting down; write ${body.index} was durable on the leader, not known committed`,
         1,
