@@ -205,9 +205,9 @@ export class RaftNode implements RaftNodeApi {
    * thesis's figure 3.7, where an old entry stored on a majority is still overwritten by a
    * candidate whose last entry has a higher term. Anything else (not persisted yet, another entry
    * there, a later term, a larger cluster, this node a learner) returns false and changes nothing;
-   * the leader's appends bring the commit index as before. Returns whether
-   * (index, term) is committed here now (also when it was already: a commit index that passed it
-   * with that entry; false for one compacted away, whose term is no longer known).
+   * the leader's appends bring the commit index as before. Returns whether (index, term) is
+   * committed here now (also when it was already: a commit index that passed it with that entry;
+   * false for one compacted away, whose term is no longer known).
    */
   learnDurableOnLeader(leader: NodeId, index: number, term: number): boolean {
     if (!Number.isSafeInteger(index) || index < 1 || leader === this.id) return false;

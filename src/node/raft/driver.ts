@@ -63,6 +63,16 @@ export class ProposalFailedError extends Error {
 }
 
 /**
+ * Another entry landed at a proposal's index: the proposal is known not to be in the log, so it
+ * may be proposed (or forwarded) again without being applied twice.
+ */
+export class ProposalOverwrittenError extends ProposalFailedError {
+  constructor() {
+    super('proposal was overwritten by a new leader', true);
+  }
+}
+
+/**
  * Written before a snapshot replaces data.db and removed once raft.db records it: a crash in
  * between is finished on the next start (recoverPendingSnapshot). data-recovery.ts writes it too.
  */
@@ -542,11 +552,8 @@ export class RaftDriver implements RaftRpcHandler {
         reject,
       });
       committed.then(
-        () => this.durableWaiters.get(index)?.resolve(),
-        (err: unknown) => {
-          this.durableWaiters.delete(index);
-          reject(err as Error);
-        },
+        () => this.takeDurableWaiter(index)?.resolve(),
+        (err: unknown) => this.takeDurableWaiter(index)?.reject(err as Error),
       );
     });
     return durable;
@@ -558,16 +565,23 @@ export class RaftDriver implements RaftRpcHandler {
    */
   private durableWaiters = new Map<number, { term: number; resolve(): void; reject(e: Error): void }>();
 
+  /** Removes and returns the waiter for `index`: each is settled once, by whichever comes first. */
+  private takeDurableWaiter(index: number) {
+    const w = this.durableWaiters.get(index);
+    this.durableWaiters.delete(index);
+    return w;
+  }
+
   /** The Ready's new entries are durable on this node: answer the forwards waiting for that. */
   private settleDurable(entries: readonly Entry[]): void {
     if (this.durableWaiters.size === 0 || entries.length === 0) return;
     const first = entries[0]!.index;
     const last = entries[entries.length - 1]!.index;
-    for (const [index, w] of this.durableWaiters) {
+    for (const index of [...this.durableWaiters.keys()]) {
       if (index < first || index > last) continue;
-      this.durableWaiters.delete(index);
+      const w = this.takeDurableWaiter(index)!;
       if (entries[index - first]!.term === w.term) w.resolve();
-      else w.reject(new ProposalFailedError('proposal was overwritten by a new leader', true));
+      else w.reject(new ProposalOverwrittenError());
     }
   }
 
@@ -622,7 +636,7 @@ export class RaftDriver implements RaftRpcHandler {
     const old = this.proposals.get(index);
     if (old && old.term !== term) {
       this.proposals.delete(index);
-      old.reject(new ProposalFailedError('proposal was overwritten by a new leader', true));
+      old.reject(new ProposalOverwrittenError());
     }
     const done = this.waitProposal(index, term, timeoutMs, undefined, result).then(() => {});
     this.forwardClaims.set(index, { leader, term });
@@ -1333,8 +1347,7 @@ export class RaftDriver implements RaftRpcHandler {
       const w = this.proposals.get(e.index);
       if (!w) continue;
       this.proposals.delete(e.index);
-      if (w.term !== e.term)
-        w.reject(new ProposalFailedError('proposal was overwritten by a new leader', true));
+      if (w.term !== e.term) w.reject(new ProposalOverwrittenError());
       else {
         const r = results.get(e.index);
         if (r instanceof Error) w.reject(r);

@@ -18,7 +18,7 @@ import {
   type TimeStoreService,
   type WriteResult,
 } from '../service.js';
-import { ProposalFailedError, type RaftDriver } from './driver.js';
+import { ProposalFailedError, ProposalOverwrittenError, type RaftDriver } from './driver.js';
 import { ForwardBatcher } from './forward-batcher.js';
 import { JsonText, PeerError } from './transport.js';
 
@@ -279,8 +279,7 @@ export class ReplicatedService implements TimeStoreService {
         this.stopping.then(() => 'stopping' as const),
       ]);
     } catch (err) {
-      if (err instanceof ProposalFailedError && err.retryable && /overwritten/.test(err.message))
-        return { retry: `leader ${leader}: ${err.message}` };
+      if (err instanceof ProposalOverwrittenError) return { retry: `leader ${leader}: ${err.message}` };
       throw err;
     }
     if (outcome === 'stopping')
@@ -292,7 +291,7 @@ export class ReplicatedService implements TimeStoreService {
   }
 
   /** The leader's side of a forwarded write: deduplicated by request id. */
-  handleForward(command: Command, ack: 'committed' | 'durable' = 'committed'): Promise<ForwardResult> {
+  handleForward(command: Command, ack?: 'committed' | 'durable'): Promise<ForwardResult> {
     if (timelineOn) mark('fwdin', -1);
     checkCommand(command);
     const now = Date.now();

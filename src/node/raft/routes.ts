@@ -166,7 +166,7 @@ export async function answerForward(
       detail: `this node is not the leader (leader: ${d.leaderId ?? 'unknown'})`,
       extra: { leaderId: d.leaderId },
     };
-  const ack = body.ack ?? 'committed';
+  const ack = body.ack;
   if (body.command) return { ok: true, body: await service.handleForward(body.command as Command, ack) };
   // A batch (forward-batcher.ts): every command is proposed in this turn, so they share one
   // Raft Ready (one fsync, one append per follower); each gets its own result or problem.
